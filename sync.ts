@@ -73,6 +73,12 @@ export class InputError extends Error {
 /** The database could not be reached or the transaction failed: exit 3, rolled back. */
 export class DatabaseError extends Error {
   name = "DatabaseError";
+  /** Whether a transaction had begun (and so was rolled back). */
+  inTransaction: boolean;
+  constructor(message: string, inTransaction = true) {
+    super(message);
+    this.inTransaction = inTransaction;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -367,7 +373,17 @@ const PropertyKeySchema = v.pipe(
   v.check((s) => s.length > 0 && codePoints(s) <= 255, "property names must be 1 to 255 characters"),
 );
 
-const PropertiesSchema = v.record(PropertyKeySchema, v.unknown(), "must be an object of JSON values");
+// valibot's record skips these keys silently; a claim must never vanish without a word.
+const RESERVED_KEYS = ["__proto__", "prototype", "constructor"];
+
+const PropertiesSchema = v.pipe(
+  v.custom<Record<string, unknown>>(isPlainObject, "must be an object of JSON values"),
+  v.check(
+    (props) => !RESERVED_KEYS.some((key) => Object.hasOwn(props, key)),
+    `property names ${RESERVED_KEYS.join(", ")} are not supported`,
+  ),
+  v.record(PropertyKeySchema, v.unknown()),
+);
 
 /** The valibot schema of one user object. */
 export const UserSchema = v.strictObject(
@@ -733,9 +749,11 @@ export class PostgresStore implements Store {
   }
 
   async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T> {
+    let started = false;
     let workFailed = false;
     try {
       return await this.#sql.begin(mode.readOnly ? "read only" : "read write", async (sql) => {
+        started = true;
         try {
           return await work(new PostgresTransaction(sql, this.target));
         } catch (error) {
@@ -746,7 +764,9 @@ export class PostgresStore implements Store {
     } catch (error) {
       // Errors from the work are already classified; any other came from connecting, BEGIN or COMMIT.
       if (workFailed) throw error;
-      throw new DatabaseError(`PostgreSQL at ${this.target}: ${describeDriverError(error)}`);
+      throw started
+        ? new DatabaseError(`PostgreSQL at ${this.target}: ${describeDriverError(error)}`)
+        : new DatabaseError(`cannot connect to PostgreSQL at ${this.target}: ${describeDriverError(error)}`, false);
     }
   }
 
@@ -996,7 +1016,8 @@ function reportFailure(error: unknown, log: Logger): number {
     return EXIT.badInput;
   }
   if (error instanceof DatabaseError) {
-    log.error(`${error.message}; the transaction was rolled back, nothing was changed`);
+    const outcome = error.inTransaction ? "the transaction was rolled back, nothing was changed" : "nothing was changed";
+    log.error(`${error.message}; ${outcome}`);
     return EXIT.database;
   }
   // A bug of ours: the stack helps a report, and holds code locations, not data.

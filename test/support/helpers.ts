@@ -25,10 +25,31 @@ export interface TestDatabase {
   close(): Promise<void>;
 }
 
-/** A backend the suite runs against. */
+/** A column as a test expects it: name, type, nullability and default. */
+export type ColumnShape = [name: string, type: string, nullable: boolean, defaultValue: string | null];
+
+/** A table's shape: its columns, then its key constraints (`PRIMARY KEY(a,b)`, `UNIQUE(c)`). */
+export interface TableShape {
+  columns: ColumnShape[];
+  keys: string[];
+}
+
+/** A backend the suite runs against, with the little SQL that differs between backends. */
 export interface Backend {
   name: string;
   create(): Promise<TestDatabase>;
+  /** SQL for a trigger that makes writing a user with this username fail. */
+  refuseUsernameTrigger(username: string): string;
+  /** SQL for a trigger that makes writing a property with this key fail. */
+  refusePropertyTrigger(key: string): string;
+  describeTable(db: TestDatabase, table: string): Promise<TableShape>;
+  /** What `describeTable` says of the tables Barycenter's first migration creates. */
+  expectedTables: Record<"users" | "properties", TableShape>;
+  tableExists(db: TestDatabase, table: string): Promise<boolean>;
+  /** A URL nothing listens on, with a password in it that must never be printed. */
+  unreachableUrl: string;
+  /** What the error for `unreachableUrl` names. */
+  unreachableTarget: RegExp;
 }
 
 /** PostgreSQL: a new database on the suite's server for each test. */
@@ -49,10 +70,73 @@ export const postgresBackend: Backend = {
     });
     return {
       url,
-      query: async (text) => [...await sql.unsafe(text)],
+      query: async (text) => [...await sql.unsafe(text).simple()],
       close: () => sql.end(),
     };
   },
+  refuseUsernameTrigger: (username) => `
+    CREATE FUNCTION refuse_user() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.username = '${username}' THEN RAISE EXCEPTION 'test trigger refuses this user'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER refuse_user BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION refuse_user();`,
+  refusePropertyTrigger: (key) => `
+    CREATE FUNCTION refuse_property() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+      IF NEW.key = '${key}' THEN RAISE EXCEPTION 'test trigger refuses this property'; END IF;
+      RETURN NEW;
+    END $$;
+    CREATE TRIGGER refuse_property BEFORE INSERT OR UPDATE ON properties FOR EACH ROW EXECUTE FUNCTION refuse_property();`,
+  async describeTable(db, table) {
+    const columns = await db.query(`
+      SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name = '${table}' ORDER BY ordinal_position`);
+    const keys = await db.query(`
+      SELECT tc.constraint_type || '(' || string_agg(k.column_name, ',' ORDER BY k.ordinal_position) || ')' AS key
+      FROM information_schema.table_constraints tc
+      JOIN information_schema.key_column_usage k USING (constraint_schema, constraint_name)
+      WHERE tc.table_schema = current_schema() AND tc.table_name = '${table}'
+      GROUP BY tc.constraint_type, tc.constraint_name ORDER BY 1`);
+    return {
+      columns: columns.map((c) => [
+        String(c.column_name),
+        String(c.data_type),
+        c.is_nullable === "YES",
+        c.column_default === null ? null : String(c.column_default),
+      ]),
+      keys: keys.map((k) => String(k.key)),
+    };
+  },
+  expectedTables: {
+    users: {
+      columns: [
+        ["subject", "character varying", false, null],
+        ["username", "character varying", false, null],
+        ["password_hash", "character varying", false, null],
+        ["email", "character varying", true, null],
+        ["email_verified", "bigint", false, "0"],
+        ["created_at", "bigint", false, null],
+        ["enabled", "bigint", false, "1"],
+      ],
+      keys: ["PRIMARY KEY(subject)", "UNIQUE(username)"],
+    },
+    properties: {
+      columns: [
+        ["owner", "character varying", false, null],
+        ["key", "character varying", false, null],
+        ["value", "character varying", false, null],
+        ["updated_at", "bigint", false, null],
+      ],
+      keys: ["PRIMARY KEY(owner,key)"],
+    },
+  },
+  async tableExists(db, table) {
+    const [row] = await db.query(`SELECT to_regclass('${table}') IS NOT NULL AS present`);
+    return row.present === true;
+  },
+  unreachableUrl: "postgres://sync:url-password-do-not-print@127.0.0.1:1/barycenter",
+  unreachableTarget: /127\.0\.0\.1:1/,
 };
 
 /** The backends every behaviour is tested on. */

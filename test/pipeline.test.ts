@@ -1,0 +1,193 @@
+/**
+ * The pure steps of the pipeline, without a database: options, JSON parsing,
+ * validation and planning.
+ */
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, test } from "node:test";
+import {
+  DEFAULT_USERS_FILE,
+  InputError,
+  locateJsonError,
+  parseOptions,
+  parseUsersJson,
+  planChanges,
+  sameJson,
+  type StoredUser,
+  validateUsers,
+  VERSION,
+} from "../sync.ts";
+
+describe("options", () => {
+  test("--file and --database-url win over the environment", () => {
+    const options = parseOptions(["-f", "a.json", "-d", "postgres://x/y"], {
+      USERS_FILE: "b.json",
+      DATABASE_URL: "postgres://env/db",
+    });
+    assert.equal(options.file, "a.json");
+    assert.equal(options.databaseUrl, "postgres://x/y");
+  });
+
+  test("$DATABASE_URL wins over $BARYCENTER__DATABASE__URL; the file defaults to /etc/barycenter/users.json", () => {
+    const options = parseOptions([], { DATABASE_URL: "postgres://a/b", BARYCENTER__DATABASE__URL: "postgres://c/d" });
+    assert.equal(options.databaseUrl, "postgres://a/b");
+    assert.equal(options.file, DEFAULT_USERS_FILE);
+    assert.equal(parseOptions([], { BARYCENTER__DATABASE__URL: "postgres://c/d" }).databaseUrl, "postgres://c/d");
+  });
+
+  test("the version matches package.json", () => {
+    const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+    assert.equal(VERSION, pkg.version);
+  });
+});
+
+describe("JSON syntax errors", () => {
+  const cases: [string, string, number, number][] = [
+    ['[{"a": x}]', "unexpected character where a value should be", 1, 8],
+    ["[1,2", "unexpected end of input", 1, 5],
+    ['{"a":1,}', "trailing comma", 1, 8],
+    ['[\n "ab\u0001c"]', "control character", 2, 5],
+    ['[1] [2]', "unexpected data after the end", 1, 5],
+    ['{"a" 1}', "expected ':'", 1, 6],
+    ['["abc', "unterminated string", 1, 2],
+    ['[01]', "expected ',' or ']'", 1, 3],
+  ];
+  for (const [text, reason, line, column] of cases) {
+    test(`${JSON.stringify(text)} is reported as ${reason} at ${line}:${column}`, () => {
+      assert.throws(() => JSON.parse(text));
+      const error = (() => {
+        try {
+          parseUsersJson(text);
+        } catch (e) {
+          return e as InputError;
+        }
+        assert.fail("parsed invalid JSON");
+      })();
+      assert.ok(error instanceof InputError);
+      assert.ok(error.message.includes(reason), error.message);
+      assert.ok(error.message.includes(`line ${line}, column ${column}`), error.message);
+    });
+  }
+
+  test("valid JSON is found to have no error", () => {
+    const text = '{"users": [{"a": [1, -2.5e3, true, false, null, "\\u00e9\\n"]}]}';
+    assert.deepEqual(locateJsonError(text), { offset: text.length, reason: "no error found" });
+  });
+
+  test("a byte order mark is ignored", () => {
+    assert.deepEqual(parseUsersJson("\ufeff[]"), []);
+  });
+
+  test("deep nesting does not overflow the scanner", () => {
+    const text = "[".repeat(200_000) + "x";
+    assert.equal(locateJsonError(text).offset, 200_000);
+  });
+});
+
+describe("validation", () => {
+  test("optional fields may be omitted, and email may be null", () => {
+    const users = validateUsers({ users: [{ username: "a", password: "p", email: null }] });
+    assert.deepEqual(users, [{ username: "a", password: "p", email: null }]);
+  });
+
+  test("problems are reported without the values that caused them", () => {
+    try {
+      validateUsers([{ username: "a", password: 123456789, pasword: "hunter2-typo", email: "hunter3@" }]);
+      assert.fail("validated");
+    } catch (error) {
+      const text = (error as InputError).problems.join("\n");
+      assert.doesNotMatch(text, /123456789|hunter2|hunter3/);
+      assert.equal((error as InputError).problems.length, 3);
+    }
+  });
+
+  test("property names that JavaScript objects treat specially are refused, not dropped", () => {
+    assert.throws(
+      () => validateUsers(JSON.parse('[{"username": "a", "password": "p", "properties": {"constructor": 1}}]')),
+      (error: InputError) => /users\[0\]\.properties: .*not supported/.test(error.problems.join("\n")),
+    );
+  });
+});
+
+describe("planning", () => {
+  const stored = (over: Partial<StoredUser> = {}): StoredUser => ({
+    subject: "S".repeat(32),
+    username: "alice",
+    password_hash: "$argon2id$stored",
+    email: "a@example.com",
+    email_verified: 0,
+    enabled: 1,
+    created_at: 100,
+    properties: new Map([["name", '"Alice"']]),
+    ...over,
+  });
+
+  test("an unknown username is planned as a create with defaults", () => {
+    const plan = planChanges([{ username: "bob", password: "pw" }], new Map(), new Map(), 1000, () => "new-subject");
+    assert.deepEqual(plan.changes, [{ username: "bob", action: "create", changes: ["password"] }]);
+    assert.deepEqual(plan.users, [{
+      row: {
+        subject: "new-subject",
+        username: "bob",
+        password_hash: null,
+        email: null,
+        email_verified: 0,
+        created_at: 1000,
+        enabled: 1,
+      },
+      password: "pw",
+    }]);
+  });
+
+  test("a matching user is unchanged and nothing is planned for it", () => {
+    const plan = planChanges(
+      [{ username: "alice", password: "pw", email: "a@example.com", properties: { name: "Alice" } }],
+      new Map([["alice", stored()]]),
+      new Map([["alice", true]]),
+      1000,
+    );
+    assert.deepEqual(plan.changes, [{ username: "alice", action: "unchanged", changes: [] }]);
+    assert.deepEqual(plan.users, []);
+    assert.deepEqual(plan.properties, []);
+  });
+
+  test("a property-only change writes the property and not the user row", () => {
+    const plan = planChanges(
+      [{ username: "alice", password: "pw", properties: { name: "Alicia" } }],
+      new Map([["alice", stored()]]),
+      new Map([["alice", true]]),
+      1000,
+    );
+    assert.deepEqual(plan.changes[0].changes, ["properties.name"]);
+    assert.deepEqual(plan.users, []);
+    assert.deepEqual(plan.properties, [{ username: "alice", key: "name", value: '"Alicia"', updated_at: 1000 }]);
+  });
+
+  test("a password mismatch plans a new hash and keeps subject, created_at and the other columns", () => {
+    const plan = planChanges(
+      [{ username: "alice", password: "new" }],
+      new Map([["alice", stored()]]),
+      new Map([["alice", false]]),
+      1000,
+    );
+    assert.deepEqual(plan.users, [{
+      row: {
+        subject: "S".repeat(32),
+        username: "alice",
+        password_hash: null,
+        email: "a@example.com",
+        email_verified: 0,
+        created_at: 100,
+        enabled: 1,
+      },
+      password: "new",
+    }]);
+  });
+
+  test("JSON values compare by meaning, not by spelling", () => {
+    assert.equal(sameJson('{"b": 1, "a": [1, 2]}', { a: [1, 2], b: 1 }), true);
+    assert.equal(sameJson('{"a": [2, 1]}', { a: [1, 2] }), false);
+    assert.equal(sameJson("not json", "not json"), false);
+  });
+});
