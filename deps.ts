@@ -9,3 +9,4 @@
 export { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
 export { default as postgres } from "postgres";
 export * as v from "valibot";
+export { parse as parseToml } from "smol-toml";

@@ -16,11 +16,11 @@
 
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { argon2Hash, argon2Verify, postgres, v } from "./deps.ts";
+import { argon2Hash, argon2Verify, parseToml, postgres, v } from "./deps.ts";
 
 /** The tool's version, printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -35,6 +35,12 @@ export const EXIT = {
 
 /** Where the users file is read from when neither `--file` nor `$USERS_FILE` says. */
 export const DEFAULT_USERS_FILE = "/etc/barycenter/users.json";
+
+/** Barycenter's own default database: `barycenter.db` in the working directory. */
+export const DEFAULT_DATABASE_URL = "sqlite://barycenter.db?mode=rwc";
+
+/** How long a SQLite writer waits for a lock held by Barycenter or another sync. */
+export const SQLITE_BUSY_TIMEOUT_MS = 30_000;
 
 /**
  * Barycenter verifies with the Rust `argon2` crate's `Argon2::default()`:
@@ -87,7 +93,10 @@ export class DatabaseError extends Error {
 /** What the command line and the environment ask for. */
 export interface Options {
   file: string;
+  /** From `--database-url` or the environment; otherwise the config file or the default decides. */
   databaseUrl: string | undefined;
+  /** Barycenter's `config.toml`, whose `[database] url` is used when nothing above gives one. */
+  config: string | undefined;
   dryRun: boolean;
   validateOnly: boolean;
   logFormat: "text" | "json";
@@ -99,14 +108,16 @@ export interface Options {
 export type Env = Record<string, string | undefined>;
 
 /** Text printed by `--help`. */
-export const HELP = `Usage: node sync.ts [options]
+export const HELP = `Usage: node sync.ts [-c CONFIG] [sync-users] [options]
 
 Makes Barycenter's users match a JSON file, in one transaction.
 
 Options:
   -f, --file PATH          users JSON; default $USERS_FILE, else ${DEFAULT_USERS_FILE}
-  -d, --database-url URL   postgres://user:pass@host:5432/db; default $DATABASE_URL,
-                           else $BARYCENTER__DATABASE__URL
+  -d, --database-url URL   sqlite://PATH?mode=rwc or postgres://user:pass@host:5432/db;
+                           default $DATABASE_URL, else $BARYCENTER__DATABASE__URL,
+                           else [database] url of --config, else ${DEFAULT_DATABASE_URL}
+  -c, --config PATH        Barycenter's config.toml, read for [database] url
       --dry-run            read, validate, compare with the database and print what
                            would change; write nothing
       --validate           read and validate the file only; no database connection
@@ -125,10 +136,12 @@ export function parseOptions(args: string[], env: Env): Options {
     parsed = parseArgs({
       args,
       strict: true,
-      allowPositionals: false,
+      // `sync-users` is accepted so that Barycenter's own init container arguments work unchanged.
+      allowPositionals: true,
       options: {
         file: { type: "string", short: "f" },
         "database-url": { type: "string", short: "d" },
+        config: { type: "string", short: "c" },
         "dry-run": { type: "boolean" },
         validate: { type: "boolean" },
         "log-format": { type: "string" },
@@ -141,6 +154,10 @@ export function parseOptions(args: string[], env: Env): Options {
     throw new UsageError(String((error as Error).message).split("\n")[0]);
   }
   const values = parsed.values;
+  const unexpected = parsed.positionals.filter((word) => word !== "sync-users");
+  if (unexpected.length > 0) {
+    throw new UsageError(`unexpected argument "${unexpected[0]}"; the only command word is sync-users`);
+  }
   const logFormat = values["log-format"] ?? "text";
   if (logFormat !== "text" && logFormat !== "json") {
     throw new UsageError(`--log-format must be "text" or "json"`);
@@ -152,6 +169,7 @@ export function parseOptions(args: string[], env: Env): Options {
     file: nonEmpty(values.file) ?? nonEmpty(env.USERS_FILE) ?? DEFAULT_USERS_FILE,
     databaseUrl: nonEmpty(values["database-url"]) ?? nonEmpty(env.DATABASE_URL) ??
       nonEmpty(env.BARYCENTER__DATABASE__URL),
+    config: nonEmpty(values.config),
     dryRun: values["dry-run"] ?? false,
     validateOnly: values.validate ?? false,
     logFormat,
@@ -162,6 +180,35 @@ export function parseOptions(args: string[], env: Env): Options {
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === "" ? undefined : value;
+}
+
+/**
+ * The database URL in Barycenter's own order: option or environment, then
+ * `[database] url` of the config file, then Barycenter's default.
+ */
+export async function resolveDatabaseUrl(options: Options): Promise<string> {
+  if (options.databaseUrl !== undefined) return options.databaseUrl;
+  if (options.config === undefined) return DEFAULT_DATABASE_URL;
+  let text: string;
+  try {
+    text = await readFile(options.config, "utf8");
+  } catch (error) {
+    throw new UsageError(`cannot read config file ${options.config} (${(error as { code?: string }).code ?? "error"})`);
+  }
+  let config: Record<string, unknown>;
+  try {
+    config = parseToml(text);
+  } catch (error) {
+    const { line, column } = error as { line?: number; column?: number };
+    throw new UsageError(`config file ${options.config} is not valid TOML at line ${line}, column ${column}`);
+  }
+  const database = config.database;
+  const url = isPlainObject(database) ? database.url : undefined;
+  if (url === undefined) return DEFAULT_DATABASE_URL;
+  if (typeof url !== "string" || url === "") {
+    throw new UsageError(`config file ${options.config}: [database] url must be a non-empty string`);
+  }
+  return url;
 }
 
 // ---------------------------------------------------------------------------
@@ -719,12 +766,217 @@ export const CREATE_TABLE: Record<TableName, string> = {
 /** Opens the store a database URL names; throws {@linkcode UsageError} for a URL it cannot use. */
 export function openStore(url: string): Store {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (scheme === "sqlite") return new SqliteStore(parseSqliteUrl(url));
   if (scheme === "postgres" || scheme === "postgresql") return new PostgresStore(url);
   throw new UsageError(
     scheme === undefined
-      ? "the database URL has no scheme; expected postgres://user:password@host:5432/database"
-      : `unsupported database URL scheme "${scheme}:"; expected postgres:// or postgresql://`,
+      ? "the database URL has no scheme; expected sqlite://PATH?mode=rwc or postgres://user:password@host:5432/database"
+      : `unsupported database URL scheme "${scheme}:"; expected sqlite:, postgres: or postgresql:`,
   );
+}
+
+/** A SQLite database as a sqlx URL names it. */
+export interface SqliteLocation {
+  /** File path (relative to the working directory, as sqlx resolves it), or `:memory:`. */
+  path: string;
+  /** `rwc` creates a missing file; `rw` requires it (sqlx's default when no mode is given). */
+  mode: "rwc" | "rw" | "memory";
+}
+
+/**
+ * Reads a SQLite URL by sqlx's rules: `sqlite://data.db` and `sqlite:data.db`
+ * are relative, `sqlite:///abs/data.db` absolute, `sqlite::memory:` in memory;
+ * `?mode=rwc|rw|ro|memory`. `ro` is refused: a sync must write.
+ */
+export function parseSqliteUrl(url: string): SqliteLocation {
+  const rest = url.slice("sqlite:".length);
+  const [rawPath, query = ""] = rest.split("?", 2);
+  const params = new URLSearchParams(query);
+  const mode = params.get("mode") ?? "rw";
+  if (mode === "ro") {
+    throw new UsageError("the SQLite URL has mode=ro, but a sync must write; use mode=rw or mode=rwc");
+  }
+  if (mode !== "rwc" && mode !== "rw" && mode !== "memory") {
+    throw new UsageError(`unknown SQLite mode "${mode}"; expected rwc, rw, ro or memory`);
+  }
+  let path: string;
+  try {
+    path = decodeURIComponent(rawPath.startsWith("//") ? rawPath.slice(2) : rawPath);
+  } catch {
+    throw new UsageError("the SQLite URL's path is not valid percent-encoding");
+  }
+  if (mode === "memory" || path === ":memory:") return { path: ":memory:", mode: "memory" };
+  if (path === "") throw new UsageError("the SQLite URL names no file; expected sqlite://PATH?mode=rwc");
+  return { path, mode };
+}
+
+type SqliteDatabase = import("node:sqlite").DatabaseSync;
+
+/**
+ * SQLite through the runtime's built-in `node:sqlite`: one connection,
+ * `BEGIN IMMEDIATE`, a busy timeout, and `json_each` batches (SQLite has no
+ * arrays to bind, so each batch is one JSON parameter).
+ */
+export class SqliteStore implements Store {
+  #location: SqliteLocation;
+  #db: SqliteDatabase | undefined;
+  /** The file path: safe to print. */
+  readonly target: string;
+
+  constructor(location: SqliteLocation) {
+    this.#location = location;
+    this.target = location.path;
+  }
+
+  async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T> {
+    const db = await this.#open(mode.readOnly);
+    try {
+      // IMMEDIATE takes the write lock now, so a concurrent writer waits here, not halfway through.
+      db.exec(mode.readOnly ? "BEGIN" : "BEGIN IMMEDIATE");
+    } catch (error) {
+      throw new DatabaseError(`cannot start a transaction on SQLite ${this.target}: ${describeDriverError(error)}`, false);
+    }
+    let result: T;
+    try {
+      result = await work(new SqliteTransaction(db, this.target));
+    } catch (error) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw error;
+    }
+    try {
+      db.exec(mode.readOnly ? "ROLLBACK" : "COMMIT");
+    } catch (error) {
+      if (db.isTransaction) db.exec("ROLLBACK");
+      throw new DatabaseError(`SQLite ${this.target}: ${describeDriverError(error)}`);
+    }
+    return result;
+  }
+
+  async #open(readOnly: boolean): Promise<SqliteDatabase> {
+    if (this.#db !== undefined) return this.#db;
+    const { path, mode } = this.#location;
+    const missing = path !== ":memory:" && !existsSync(path);
+    if (missing && mode === "rw") {
+      throw new DatabaseError(
+        `SQLite database file ${path} does not exist and the URL's mode is rw (sqlx's default); ` +
+          "check the path and the volume, or add ?mode=rwc to let the sync create it",
+        false,
+      );
+    }
+    const { DatabaseSync } = await import("node:sqlite");
+    try {
+      // A dry run must not create the file: an empty in-memory database stands in for a missing one.
+      const db = readOnly
+        ? new DatabaseSync(missing ? ":memory:" : path, { readOnly: !missing })
+        : new DatabaseSync(path);
+      db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+      this.#db = db;
+      return db;
+    } catch (error) {
+      throw new DatabaseError(`cannot open SQLite ${path}: ${describeDriverError(error)}`, false);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#db?.close();
+    this.#db = undefined;
+    return Promise.resolve();
+  }
+}
+
+class SqliteTransaction implements StoreTransaction {
+  #db: SqliteDatabase;
+  #target: string;
+  constructor(db: SqliteDatabase, target: string) {
+    this.#db = db;
+    this.#target = target;
+  }
+
+  /** Runs one statement, turning any failure into a {@linkcode DatabaseError}. */
+  #run<T>(statement: () => T): Promise<T> {
+    try {
+      return Promise.resolve(statement());
+    } catch (error) {
+      return Promise.reject(new DatabaseError(`SQLite ${this.#target}: ${describeDriverError(error)}`));
+    }
+  }
+
+  async missingTables(): Promise<TableName[]> {
+    const rows = await this.#run(() =>
+      this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'properties')").all()
+    );
+    const present = new Set(rows.map((r) => r.name));
+    return (["users", "properties"] as const).filter((table) => !present.has(table));
+  }
+
+  async createTables(tables: TableName[]): Promise<void> {
+    for (const table of tables) await this.#run(() => this.#db.exec(CREATE_TABLE[table]));
+  }
+
+  async readUsers(usernames: string[]): Promise<Map<string, StoredUser>> {
+    const names = JSON.stringify(usernames);
+    const users = await this.#run(() =>
+      this.#db.prepare(`
+        SELECT subject, username, password_hash, email, email_verified, enabled, created_at
+        FROM users WHERE username IN (SELECT value FROM json_each(?))`).all(names)
+    );
+    const properties = await this.#run(() =>
+      this.#db.prepare(`
+        SELECT u.username, p.key, p.value
+        FROM properties p JOIN users u ON u.subject = p.owner
+        WHERE u.username IN (SELECT value FROM json_each(?))`).all(names)
+    );
+    return storedUsers(users, properties);
+  }
+
+  async writeUsers(rows: UserRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
+    await this.#run(() =>
+      this.#db.prepare(`
+        INSERT INTO users (subject, username, password_hash, email, email_verified, created_at, enabled)
+        SELECT value ->> 'subject', value ->> 'username', value ->> 'password_hash', value ->> 'email',
+               value ->> 'email_verified', value ->> 'created_at', value ->> 'enabled'
+        FROM json_each(?) WHERE true
+        ON CONFLICT (username) DO UPDATE SET
+          password_hash = excluded.password_hash, email = excluded.email,
+          email_verified = excluded.email_verified, enabled = excluded.enabled`).run(JSON.stringify(rows))
+    );
+  }
+
+  async writeProperties(rows: PropertyRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.#run(() =>
+      this.#db.prepare(`
+        INSERT INTO properties (owner, key, value, updated_at)
+        SELECT u.subject, p.value ->> 'key', p.value ->> 'value', p.value ->> 'updated_at'
+        FROM json_each(?) AS p JOIN users u ON u.username = p.value ->> 'username' WHERE true
+        ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`)
+        .run(JSON.stringify(rows))
+    );
+  }
+}
+
+/** Builds the stored-user map from the two reads, whatever the backend's row types. */
+function storedUsers(
+  users: Iterable<Record<string, unknown>>,
+  properties: Iterable<Record<string, unknown>>,
+): Map<string, StoredUser> {
+  const result = new Map<string, StoredUser>();
+  for (const u of users) {
+    result.set(String(u.username), {
+      subject: String(u.subject),
+      username: String(u.username),
+      password_hash: String(u.password_hash),
+      email: u.email === null ? null : String(u.email),
+      email_verified: Number(u.email_verified),
+      enabled: Number(u.enabled),
+      created_at: Number(u.created_at),
+      properties: new Map(),
+    });
+  }
+  for (const p of properties) result.get(String(p.username))?.properties.set(String(p.key), String(p.value));
+  return result;
 }
 
 /** PostgreSQL through the `postgres` package, one connection, `unnest` batches. */
@@ -812,21 +1064,7 @@ class PostgresTransaction implements StoreTransaction {
       SELECT u.username, p.key, p.value
       FROM properties p JOIN users u ON u.subject = p.owner
       WHERE u.username = ANY(${names}::varchar[])`);
-    const result = new Map<string, StoredUser>();
-    for (const u of users) {
-      result.set(u.username, {
-        subject: u.subject,
-        username: u.username,
-        password_hash: u.password_hash,
-        email: u.email,
-        email_verified: Number(u.email_verified),
-        enabled: Number(u.enabled),
-        created_at: Number(u.created_at),
-        properties: new Map(),
-      });
-    }
-    for (const p of properties) result.get(p.username)?.properties.set(p.key, p.value);
-    return result;
+    return storedUsers(users, properties);
   }
 
   async writeUsers(rows: UserRow[]): Promise<void> {
@@ -863,6 +1101,7 @@ class PostgresTransaction implements StoreTransaction {
   }
 }
 
+/** A driver's error in one line: its message and code, which name no parameter values. */
 function describeDriverError(error: unknown): string {
   if (error instanceof postgres.PostgresError) return `${error.message} (SQLSTATE ${error.code})`;
   const { code, message } = error as { code?: string; message?: string };
@@ -989,10 +1228,7 @@ export async function main(args: string[], env: Env, output: Output = processOut
       log.info(`${options.file}: ${users.length} users, valid`, { file: options.file, users: users.length });
       return EXIT.ok;
     }
-    if (options.databaseUrl === undefined) {
-      throw new UsageError("no database URL; give --database-url or set DATABASE_URL");
-    }
-    const store = openStore(options.databaseUrl);
+    const store = openStore(await resolveDatabaseUrl(options));
     let result: SyncResult;
     try {
       result = await syncUsers(store, users, { dryRun: options.dryRun });

@@ -9,6 +9,7 @@ import { describe, test, type TestContext } from "node:test";
 import { argon2Verify as independentVerify } from "hash-wasm";
 import { argon2Verify } from "../deps.ts";
 import {
+  BARYCENTER_TABLES,
   backends,
   propertiesOf,
   runSync,
@@ -209,7 +210,7 @@ for (const backend of backends) {
       await syncOk(db, [alice]);
       const before = await usersRows(db);
       const propsBefore = await db.query("SELECT * FROM properties");
-      await db.query(backend.refuseUsernameTrigger("mallory"));
+      await db.query(backend.refuseWriteTrigger("users", "username", "mallory"));
       const run = await sync(db, [
         { ...alice, password: "alice-second-passphrase", properties: { name: "Alice" } },
         { username: "mallory", password: "mallory-passphrase" },
@@ -225,7 +226,7 @@ for (const backend of backends) {
       const db = await database(t);
       await syncOk(db, [alice]);
       const before = await usersRows(db);
-      await db.query(backend.refusePropertyTrigger("poison"));
+      await db.query(backend.refuseWriteTrigger("properties", "key", "poison"));
       const run = await sync(db, [
         { ...alice, email: null },
         { ...bob, properties: { poison: true } },
@@ -237,8 +238,8 @@ for (const backend of backends) {
     test("creates missing tables as Barycenter's first migration does, and its later migration still applies", async (t) => {
       const db = await database(t);
       await syncOk(db, [alice]);
-      assert.deepEqual(await backend.describeTable(db, "users"), backend.expectedTables.users);
-      assert.deepEqual(await backend.describeTable(db, "properties"), backend.expectedTables.properties);
+      assert.deepEqual(await backend.describeTable(db, "users"), BARYCENTER_TABLES.users);
+      assert.deepEqual(await backend.describeTable(db, "properties"), BARYCENTER_TABLES.properties);
       assert.equal(await backend.tableExists(db, "seaql_migrations"), false);
       // m20250107_000002_extend_sessions_users, as Barycenter runs it at its next start.
       await db.query(`ALTER TABLE "users" ADD COLUMN "requires_2fa" bigint NOT NULL DEFAULT 0`);
@@ -299,7 +300,7 @@ for (const backend of backends) {
         await sync(db, `[{"username": "alice", "password": ${secret}}]`),
         await sync(db, `[{"username": "alice", "password": "${secret}`),
       ];
-      await db.query(backend.refuseUsernameTrigger("mallory"));
+      await db.query(backend.refuseWriteTrigger("users", "username", "mallory"));
       runs.push(await sync(db, [{ username: "alice", password: secret }, { username: "mallory", password: secret }]));
       runs.push(await sync(db, [{ username: "alice", password: secret }], "--log-format", "json"));
       const hashes = (await usersRows(db)).map((r) => String(r.password_hash));

@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { postgres } from "../../deps.ts";
@@ -38,13 +39,9 @@ export interface TableShape {
 export interface Backend {
   name: string;
   create(): Promise<TestDatabase>;
-  /** SQL for a trigger that makes writing a user with this username fail. */
-  refuseUsernameTrigger(username: string): string;
-  /** SQL for a trigger that makes writing a property with this key fail. */
-  refusePropertyTrigger(key: string): string;
+  /** SQL for a trigger that makes inserting or updating a row of `table` with `column = value` fail. */
+  refuseWriteTrigger(table: string, column: string, value: string): string;
   describeTable(db: TestDatabase, table: string): Promise<TableShape>;
-  /** What `describeTable` says of the tables Barycenter's first migration creates. */
-  expectedTables: Record<"users" | "properties", TableShape>;
   tableExists(db: TestDatabase, table: string): Promise<boolean>;
   /** A URL nothing listens on, with a password in it that must never be printed. */
   unreachableUrl: string;
@@ -74,20 +71,13 @@ export const postgresBackend: Backend = {
       close: () => sql.end(),
     };
   },
-  refuseUsernameTrigger: (username) => `
-    CREATE FUNCTION refuse_user() RETURNS trigger LANGUAGE plpgsql AS $$
+  refuseWriteTrigger: (table, column, value) => `
+    CREATE FUNCTION refuse_${table}() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      IF NEW.username = '${username}' THEN RAISE EXCEPTION 'test trigger refuses this user'; END IF;
+      IF NEW.${column} = '${value}' THEN RAISE EXCEPTION 'test trigger refuses this row'; END IF;
       RETURN NEW;
     END $$;
-    CREATE TRIGGER refuse_user BEFORE INSERT OR UPDATE ON users FOR EACH ROW EXECUTE FUNCTION refuse_user();`,
-  refusePropertyTrigger: (key) => `
-    CREATE FUNCTION refuse_property() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.key = '${key}' THEN RAISE EXCEPTION 'test trigger refuses this property'; END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER refuse_property BEFORE INSERT OR UPDATE ON properties FOR EACH ROW EXECUTE FUNCTION refuse_property();`,
+    CREATE TRIGGER refuse_${table} BEFORE INSERT OR UPDATE ON ${table} FOR EACH ROW EXECUTE FUNCTION refuse_${table}();`,
   async describeTable(db, table) {
     const columns = await db.query(`
       SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
@@ -108,29 +98,6 @@ export const postgresBackend: Backend = {
       keys: keys.map((k) => String(k.key)),
     };
   },
-  expectedTables: {
-    users: {
-      columns: [
-        ["subject", "character varying", false, null],
-        ["username", "character varying", false, null],
-        ["password_hash", "character varying", false, null],
-        ["email", "character varying", true, null],
-        ["email_verified", "bigint", false, "0"],
-        ["created_at", "bigint", false, null],
-        ["enabled", "bigint", false, "1"],
-      ],
-      keys: ["PRIMARY KEY(subject)", "UNIQUE(username)"],
-    },
-    properties: {
-      columns: [
-        ["owner", "character varying", false, null],
-        ["key", "character varying", false, null],
-        ["value", "character varying", false, null],
-        ["updated_at", "bigint", false, null],
-      ],
-      keys: ["PRIMARY KEY(owner,key)"],
-    },
-  },
   async tableExists(db, table) {
     const [row] = await db.query(`SELECT to_regclass('${table}') IS NOT NULL AS present`);
     return row.present === true;
@@ -139,8 +106,85 @@ export const postgresBackend: Backend = {
   unreachableTarget: /127\.0\.0\.1:1/,
 };
 
-/** The backends every behaviour is tested on. */
-export const backends: Backend[] = [postgresBackend];
+/** SQLite: a new file in a temporary directory for each test, through `node:sqlite`. */
+export const sqliteBackend: Backend = {
+  name: "sqlite",
+  async create() {
+    const path = join(mkdtempSync(join(tmpdir(), "user-sync-sqlite-")), "barycenter.db");
+    const db = new DatabaseSync(path);
+    return {
+      url: `sqlite://${path}?mode=rwc`,
+      query: async (text) => {
+        if (!/^\s*(SELECT|PRAGMA)/i.test(text)) {
+          db.exec(text);
+          return [];
+        }
+        return db.prepare(text).all().map((row) => ({ ...row }));
+      },
+      close: async () => db.close(),
+    };
+  },
+  refuseWriteTrigger: (table, column, value) => `
+    CREATE TRIGGER refuse_${table}_insert BEFORE INSERT ON ${table} WHEN NEW.${column} = '${value}'
+    BEGIN SELECT RAISE(ABORT, 'test trigger refuses this row'); END;
+    CREATE TRIGGER refuse_${table}_update BEFORE UPDATE ON ${table} WHEN NEW.${column} = '${value}'
+    BEGIN SELECT RAISE(ABORT, 'test trigger refuses this row'); END;`,
+  async describeTable(db, table) {
+    const columns = await db.query(`PRAGMA table_info("${table}")`);
+    const pk = columns.filter((c) => Number(c.pk) > 0).sort((a, b) => Number(a.pk) - Number(b.pk));
+    const keys = [`PRIMARY KEY(${pk.map((c) => c.name).join(",")})`];
+    for (const index of await db.query(`PRAGMA index_list("${table}")`)) {
+      if (index.origin !== "u") continue;
+      const cols = await db.query(`PRAGMA index_info("${index.name}")`);
+      keys.push(`UNIQUE(${cols.map((c) => c.name).join(",")})`);
+    }
+    return {
+      columns: columns.map((c) => [
+        String(c.name),
+        String(c.type).toLowerCase() === "varchar" ? "character varying" : String(c.type).toLowerCase(),
+        Number(c.notnull) === 0,
+        c.dflt_value === null ? null : String(c.dflt_value),
+      ]),
+      keys: keys.sort(),
+    };
+  },
+  async tableExists(db, table) {
+    return (await db.query(`SELECT name FROM sqlite_master WHERE type = 'table' AND name = '${table}'`)).length > 0;
+  },
+  unreachableUrl: "sqlite:///nonexistent-volume/barycenter.db?mode=rw",
+  unreachableTarget: /\/nonexistent-volume\/barycenter\.db does not exist/,
+};
+
+/**
+ * What Barycenter's first migration creates, as `describeTable` reports it
+ * (SQLite's `varchar` is reported under PostgreSQL's name, `character varying`).
+ */
+export const BARYCENTER_TABLES: Record<"users" | "properties", TableShape> = {
+  users: {
+    columns: [
+      ["subject", "character varying", false, null],
+      ["username", "character varying", false, null],
+      ["password_hash", "character varying", false, null],
+      ["email", "character varying", true, null],
+      ["email_verified", "bigint", false, "0"],
+      ["created_at", "bigint", false, null],
+      ["enabled", "bigint", false, "1"],
+    ],
+    keys: ["PRIMARY KEY(subject)", "UNIQUE(username)"],
+  },
+  properties: {
+    columns: [
+      ["owner", "character varying", false, null],
+      ["key", "character varying", false, null],
+      ["value", "character varying", false, null],
+      ["updated_at", "bigint", false, null],
+    ],
+    keys: ["PRIMARY KEY(owner,key)"],
+  },
+};
+
+/** The backends every behaviour is tested on: one suite, so the two can never drift apart. */
+export const backends: Backend[] = [postgresBackend, sqliteBackend];
 
 /** What a run of the CLI left: its exit status and what it printed. */
 export interface RunResult {
@@ -149,10 +193,11 @@ export interface RunResult {
   stderr: string;
 }
 
-/** Runs `node sync.ts ...args` with a clean environment plus `env`. */
-export function runSync(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+/** Runs `node sync.ts ...args` with a clean environment plus `env`, in `cwd` (default: a new empty directory). */
+export function runSync(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [SYNC, ...args], {
+      cwd: cwd ?? mkdtempSync(join(tmpdir(), "user-sync-cwd-")),
       env: { PATH: process.env.PATH ?? "", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
