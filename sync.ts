@@ -724,8 +724,11 @@ export interface StoreTransaction {
   missingTables(): Promise<TableName[]>;
   /** Creates the tables exactly as Barycenter's first migration does. */
   createTables(tables: TableName[]): Promise<void>;
-  /** The listed users that exist, by username, in one query (plus one for properties). */
-  readUsers(usernames: string[]): Promise<Map<string, StoredUser>>;
+  /**
+   * The listed users that exist, by username, with their properties, in one
+   * query. `withProperties` is false only when a dry run finds no `properties` table.
+   */
+  readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>>;
   /** Inserts new users and updates existing ones, in one statement. */
   writeUsers(rows: UserRow[]): Promise<void>;
   /** Inserts or replaces properties, in one statement. */
@@ -913,20 +916,17 @@ class SqliteTransaction implements StoreTransaction {
     for (const table of tables) await this.#run(() => this.#db.exec(CREATE_TABLE[table]));
   }
 
-  async readUsers(usernames: string[]): Promise<Map<string, StoredUser>> {
-    const names = JSON.stringify(usernames);
-    const users = await this.#run(() =>
+  async readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>> {
+    const properties = withProperties
+      ? "(SELECT json_group_object(p.key, p.value) FROM properties p WHERE p.owner = u.subject)"
+      : "'{}'";
+    const rows = await this.#run(() =>
       this.#db.prepare(`
-        SELECT subject, username, password_hash, email, email_verified, enabled, created_at
-        FROM users WHERE username IN (SELECT value FROM json_each(?))`).all(names)
+        SELECT subject, username, password_hash, email, email_verified, enabled, created_at,
+               ${properties} AS properties
+        FROM users u WHERE username IN (SELECT value FROM json_each(?))`).all(JSON.stringify(usernames))
     );
-    const properties = await this.#run(() =>
-      this.#db.prepare(`
-        SELECT u.username, p.key, p.value
-        FROM properties p JOIN users u ON u.subject = p.owner
-        WHERE u.username IN (SELECT value FROM json_each(?))`).all(names)
-    );
-    return storedUsers(users, properties);
+    return storedUsers(rows.map((row) => ({ ...row, properties: JSON.parse(String(row.properties)) })));
   }
 
   async writeUsers(rows: UserRow[]): Promise<void> {
@@ -957,13 +957,13 @@ class SqliteTransaction implements StoreTransaction {
   }
 }
 
-/** Builds the stored-user map from the two reads, whatever the backend's row types. */
-function storedUsers(
-  users: Iterable<Record<string, unknown>>,
-  properties: Iterable<Record<string, unknown>>,
-): Map<string, StoredUser> {
+/**
+ * Builds the stored-user map from read rows, whatever the backend's row types
+ * (bigint as string, integers as numbers); `properties` is an object of key → stored value.
+ */
+function storedUsers(rows: Iterable<Record<string, unknown>>): Map<string, StoredUser> {
   const result = new Map<string, StoredUser>();
-  for (const u of users) {
+  for (const u of rows) {
     result.set(String(u.username), {
       subject: String(u.subject),
       username: String(u.username),
@@ -972,10 +972,9 @@ function storedUsers(
       email_verified: Number(u.email_verified),
       enabled: Number(u.enabled),
       created_at: Number(u.created_at),
-      properties: new Map(),
+      properties: new Map(Object.entries(u.properties as Record<string, string>)),
     });
   }
-  for (const p of properties) result.get(String(p.username))?.properties.set(String(p.key), String(p.value));
   return result;
 }
 
@@ -1054,17 +1053,17 @@ class PostgresTransaction implements StoreTransaction {
     for (const table of tables) await this.#run(this.#sql.unsafe(CREATE_TABLE[table]));
   }
 
-  async readUsers(usernames: string[]): Promise<Map<string, StoredUser>> {
+  async readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>> {
     const sql = this.#sql;
-    const names = sql.array(usernames, 25);
-    const users = await this.#run(sql`
-      SELECT subject, username, password_hash, email, email_verified, enabled, created_at
-      FROM users WHERE username = ANY(${names}::varchar[])`);
-    const properties = await this.#run(sql`
-      SELECT u.username, p.key, p.value
-      FROM properties p JOIN users u ON u.subject = p.owner
-      WHERE u.username = ANY(${names}::varchar[])`);
-    return storedUsers(users, properties);
+    const properties = withProperties
+      ? sql`(SELECT coalesce(json_object_agg(p.key, p.value), '{}') FROM properties p WHERE p.owner = u.subject)`
+      : sql`'{}'::json`;
+    return storedUsers(
+      await this.#run(sql`
+        SELECT subject, username, password_hash, email, email_verified, enabled, created_at,
+               ${properties} AS properties
+        FROM users u WHERE username = ANY(${sql.array(usernames, 25)}::varchar[])`),
+    );
   }
 
   async writeUsers(rows: UserRow[]): Promise<void> {
@@ -1131,9 +1130,10 @@ export async function syncUsers(
   return await store.transaction(async (tx) => {
     const missing = await tx.missingTables();
     if (!options.dryRun && missing.length > 0) await tx.createTables(missing);
-    const stored = missing.includes("users") && options.dryRun
+    // Only a dry run can get here with tables missing: it creates nothing, so it reads what exists.
+    const stored = options.dryRun && missing.includes("users")
       ? new Map<string, StoredUser>()
-      : await tx.readUsers(specs.map((s) => s.username));
+      : await tx.readUsers(specs.map((s) => s.username), !(options.dryRun && missing.includes("properties")));
     const plan = planChanges(specs, stored, await verifyPasswords(specs, stored), now());
     if (!options.dryRun) {
       await tx.writeUsers(await hashPlannedUsers(plan.users));
