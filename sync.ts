@@ -20,7 +20,7 @@ import { existsSync, realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { argon2Hash, argon2Verify, parseToml, postgres, v } from "./deps.ts";
+import { argon2Hash, argon2Verify, type BaseIssue, parseToml, postgres, v } from "./deps.ts";
 
 /** The tool's version, printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -480,7 +480,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-type Issue = v.BaseIssue<unknown>;
+type Issue = BaseIssue<unknown>;
 
 function describeIssue(issue: Issue): string {
   const place = "users" + (issue.path ?? []).map((item) => formatPathKey(item.key)).join("");

@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+#
+# barycenter-user-sync: a distroless image holding only the esbuild bundle and
+# the Argon2 addon (dist/). Multi-arch:
+#   docker buildx build --platform linux/amd64,linux/arm64 \
+#     --build-arg SOURCE_URL=https://your.git/host/barycenter-user-sync -t IMAGE --push .
+
+# The build stage runs on the build machine's own platform (no emulation);
+# build.mjs then places the Argon2 addon of the *target* platform in dist/.
+FROM --platform=$BUILDPLATFORM node:24-bookworm-slim AS build
+ARG TARGETARCH
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+COPY build.mjs deps.ts sync.ts ./
+RUN --mount=type=cache,target=/root/.npm node build.mjs --target "linux-${TARGETARCH}"
+
+# No shell, no package manager: Node.js and dist/. Runs as "nonroot" (uid 65532)
+# unless the pod says otherwise, and needs no writable root filesystem.
+FROM gcr.io/distroless/nodejs24-debian12:nonroot
+ARG VERSION=0.1.0
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="barycenter-user-sync" \
+      org.opencontainers.image.description="Syncs users from a JSON file into Barycenter's database before it starts" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="MIT"
+COPY --from=build /src/dist/ /app/
+USER nonroot
+ENTRYPOINT ["/nodejs/bin/node", "/app/sync.mjs"]

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+/**
+ * `npm run build`: bundles sync.ts into dist/sync.mjs (ESM, minified, Node.js
+ * 22 target, source map beside it) and places the @node-rs/argon2 native addon
+ * of every target platform in dist/, so that dist/ alone runs with a bare
+ * `node`: no node_modules, no network.
+ *
+ *   node build.mjs                          # the platform of this machine
+ *   node build.mjs --target linux-arm64     # another one (also: linux-amd64, linux-x64)
+ *   node build.mjs --target linux-x64,linux-arm64
+ *   node build.mjs --outdir /tmp/out        # somewhere other than dist/
+ *
+ * An addon whose package npm did not install (another CPU's) is fetched with
+ * `npm pack` at the version @node-rs/argon2 pins, from the configured registry.
+ */
+
+import { execFileSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import * as esbuild from "esbuild";
+
+const root = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+
+/** Bundle size budget: an init container image should stay small. */
+const BUNDLE_BUDGET_BYTES = 150 * 1000;
+
+/** The platforms a bundle can carry an addon for: glibc Linux, as in the distroless image. */
+const TARGETS = { "linux-x64": "linux-x64-gnu", "linux-arm64": "linux-arm64-gnu" };
+const ALIASES = { "linux-amd64": "linux-x64", "linux-aarch64": "linux-arm64" };
+
+const { values } = parseArgs({ options: { target: { type: "string" }, outdir: { type: "string" } } });
+const dist = values.outdir ?? join(root, "dist");
+const targets = (values.target ?? `${process.platform}-${process.arch}`)
+  .split(",")
+  .map((t) => ALIASES[t.trim()] ?? t.trim());
+for (const target of targets) {
+  if (!(target in TARGETS)) {
+    console.error(`build: unsupported target "${target}"; supported: ${Object.keys(TARGETS).join(", ")}`);
+    process.exit(2);
+  }
+}
+
+rmSync(dist, { recursive: true, force: true });
+mkdirSync(dist);
+
+// The bundle loads the addon that matches the machine it runs on, from beside itself.
+const argon2Loader = `
+import { createRequire } from "node:module";
+const load = createRequire(import.meta.url);
+const name = \`argon2.\${process.platform}-\${process.arch}-gnu.node\`;
+let binding;
+try {
+  binding = load("./" + name);
+} catch (error) {
+  throw new Error(\`this bundle has no Argon2 addon for \${process.platform}-\${process.arch} (\${name}); \` +
+    "rebuild it with: node build.mjs --target " + process.platform + "-" + process.arch, { cause: error });
+}
+export const hash = binding.hash;
+export const verify = binding.verify;
+`;
+
+const result = await esbuild.build({
+  entryPoints: [join(root, "sync.ts")],
+  outfile: join(dist, "sync.mjs"),
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node22",
+  minify: true,
+  sourcemap: "linked",
+  legalComments: "linked",
+  metafile: true,
+  // Bundled CommonJS code calls require(); ESM has none, so give it one. (The entry's
+  // `#!/usr/bin/env node` line is kept by esbuild and stays first.)
+  banner: {
+    js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
+  },
+  plugins: [{
+    name: "argon2-addon-beside-bundle",
+    setup(build) {
+      build.onResolve({ filter: /^@node-rs\/argon2$/ }, () => ({ path: "argon2", namespace: "argon2-loader" }));
+      build.onLoad({ filter: /.*/, namespace: "argon2-loader" }, () => ({ contents: argon2Loader, loader: "js" }));
+    },
+  }],
+  logLevel: "warning",
+});
+
+for (const target of targets) copyFileSync(addonFor(TARGETS[target]), join(dist, `argon2.${TARGETS[target]}.node`));
+// Marks dist/ as ESM for tools that look at the nearest package.json.
+writeFileSync(join(dist, "package.json"), JSON.stringify({ type: "module", private: true }) + "\n");
+
+let total = 0;
+for (const file of readdirSync(dist).sort()) {
+  const size = statSync(join(dist, file)).size;
+  total += size;
+  console.log(`${file.padEnd(32)} ${(size / 1000).toFixed(1).padStart(8)} kB`);
+}
+console.log(`${"total".padEnd(32)} ${(total / 1000).toFixed(1).padStart(8)} kB`);
+if (result.warnings.length > 0) process.exitCode = 1;
+const bundleSize = statSync(join(dist, "sync.mjs")).size;
+if (bundleSize > BUNDLE_BUDGET_BYTES) {
+  console.error(`build: dist/sync.mjs is ${bundleSize} bytes, over the budget of ${BUNDLE_BUDGET_BYTES}`);
+  process.exitCode = 1;
+}
+
+/** Path of the addon for a platform: from node_modules, or fetched with `npm pack`. */
+function addonFor(platform) {
+  const pkg = `@node-rs/argon2-${platform}`;
+  const file = `argon2.${platform}.node`;
+  try {
+    return join(dirname(require.resolve(`${pkg}/package.json`)), file);
+  } catch {
+    const version = require("@node-rs/argon2/package.json").optionalDependencies[pkg];
+    const dir = mkdtempSync(join(tmpdir(), "argon2-addon-"));
+    console.log(`fetching ${pkg}@${version} (not installed for this machine's CPU)`);
+    const tarball = execFileSync("npm", ["pack", `${pkg}@${version}`, "--silent", "--pack-destination", dir], {
+      encoding: "utf8",
+    }).trim().split("\n").at(-1);
+    execFileSync("tar", ["-xzf", join(dir, tarball), "-C", dir]);
+    return join(dir, "package", file);
+  }
+}
