@@ -27,4 +27,6 @@ LABEL org.opencontainers.image.title="barycenter-user-sync" \
       org.opencontainers.image.licenses="MIT"
 COPY --from=build /src/dist/ /app/
 USER nonroot
-ENTRYPOINT ["/nodejs/bin/node", "/app/sync.mjs"]
+# A 1 MiB young generation keeps a 10,000-user sync under half the chart's 256Mi memory limit
+# (Argon2 itself needs 19 MiB a thread); the cost is a few more, cheap, scavenges.
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=1", "/app/sync.mjs"]

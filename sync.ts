@@ -14,9 +14,11 @@
  * @module
  */
 
-import { randomBytes } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { existsSync, realpathSync } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
+import { open, readFile } from "node:fs/promises";
+import { Buffer } from "node:buffer";
+import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -39,8 +41,12 @@ export const DEFAULT_USERS_FILE = "/etc/barycenter/users.json";
 /** Barycenter's own default database: `barycenter.db` in the working directory. */
 export const DEFAULT_DATABASE_URL = "sqlite://barycenter.db?mode=rwc";
 
-/** How long a SQLite writer waits for a lock held by Barycenter or another sync. */
-export const SQLITE_BUSY_TIMEOUT_MS = 30_000;
+/** Limits on input, so that a hostile or broken file fails clearly instead of exhausting the pod. */
+export const LIMITS = {
+  /** Default of `--max-file-size`, in MiB. */
+  fileMiB: 16,
+  users: 100_000,
+} as const;
 
 /**
  * Barycenter verifies with the Rust `argon2` crate's `Argon2::default()`:
@@ -81,8 +87,8 @@ export class DatabaseError extends Error {
   name = "DatabaseError";
   /** Whether a transaction had begun (and so was rolled back). */
   inTransaction: boolean;
-  constructor(message: string, inTransaction = true) {
-    super(message);
+  constructor(message: string, inTransaction = true, cause?: unknown) {
+    super(message, { cause });
     this.inTransaction = inTransaction;
   }
 }
@@ -100,6 +106,12 @@ export interface Options {
   dryRun: boolean;
   validateOnly: boolean;
   logFormat: "text" | "json";
+  /** Seconds to keep retrying an unreachable database (and SQLite's busy timeout); 0: no waiting. */
+  waitSeconds: number;
+  /** Seconds one SQL statement may take, waiting for another sync's lock included. */
+  statementTimeoutSeconds: number;
+  /** Largest users file accepted, in bytes. */
+  maxFileBytes: number;
   help: boolean;
   version: boolean;
 }
@@ -122,6 +134,12 @@ Options:
                            would change; write nothing
       --validate           read and validate the file only; no database connection
       --log-format FORMAT  text (default) or json: one JSON object a line
+      --wait SECONDS       keep retrying a database that is not reachable yet, and wait
+                           for a locked SQLite file, this long (default 30; 0: no waiting)
+      --statement-timeout SECONDS
+                           longest one SQL statement may take, waiting for a concurrent
+                           sync included (default 600)
+      --max-file-size MIB  largest users file accepted (default ${LIMITS.fileMiB})
   -h, --help               show this help
   -V, --version            show the version
 
@@ -145,6 +163,9 @@ export function parseOptions(args: string[], env: Env): Options {
         "dry-run": { type: "boolean" },
         validate: { type: "boolean" },
         "log-format": { type: "string" },
+        wait: { type: "string" },
+        "statement-timeout": { type: "string" },
+        "max-file-size": { type: "string" },
         help: { type: "boolean", short: "h" },
         version: { type: "boolean", short: "V" },
       },
@@ -165,6 +186,14 @@ export function parseOptions(args: string[], env: Env): Options {
   if (values["dry-run"] && values.validate) {
     throw new UsageError("--dry-run and --validate exclude each other");
   }
+  const number = (name: string, value: string | undefined, fallback: number, min: number) => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || n < min) {
+      throw new UsageError(`--${name} must be a number of at least ${min}`);
+    }
+    return n;
+  };
   return {
     file: nonEmpty(values.file) ?? nonEmpty(env.USERS_FILE) ?? DEFAULT_USERS_FILE,
     databaseUrl: nonEmpty(values["database-url"]) ?? nonEmpty(env.DATABASE_URL) ??
@@ -173,6 +202,9 @@ export function parseOptions(args: string[], env: Env): Options {
     dryRun: values["dry-run"] ?? false,
     validateOnly: values.validate ?? false,
     logFormat,
+    waitSeconds: number("wait", values.wait, 30, 0),
+    statementTimeoutSeconds: number("statement-timeout", values["statement-timeout"], 600, 1),
+    maxFileBytes: Math.floor(number("max-file-size", values["max-file-size"], LIMITS.fileMiB, 0.001) * 1024 * 1024),
     help: values.help ?? false,
     version: values.version ?? false,
   };
@@ -214,11 +246,15 @@ export async function resolveDatabaseUrl(options: Options): Promise<string> {
 // ---------------------------------------------------------------------------
 // Read
 
-/** Reads the users file as UTF-8 text; throws {@linkcode InputError} saying what to do. */
-export async function readUsersFile(path: string): Promise<string> {
+/**
+ * Reads the users file as UTF-8 text, at most `maxBytes` of it (a device or a
+ * runaway file must not fill the pod's memory); throws {@linkcode InputError}
+ * saying what to do.
+ */
+export async function readUsersFile(path: string, maxBytes: number = LIMITS.fileMiB * 1024 * 1024): Promise<string> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = await readAtMost(path, maxBytes + 1);
   } catch (error) {
     const code = (error as { code?: string }).code;
     const reason = code === "ENOENT"
@@ -230,10 +266,33 @@ export async function readUsersFile(path: string): Promise<string> {
       : `cannot read it (${code ?? "unknown error"})`;
     throw new InputError(`cannot read users file ${path}: ${reason}`);
   }
+  if (bytes.length > maxBytes) {
+    throw new InputError(
+      `users file ${path} is larger than ${(maxBytes / 1024 / 1024).toFixed(1)} MiB; ` +
+        "if it really is that large, raise the limit with --max-file-size",
+    );
+  }
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     throw new InputError(`users file ${path} is not UTF-8 text; save it as UTF-8`);
+  }
+}
+
+async function readAtMost(path: string, limit: number): Promise<Uint8Array> {
+  const handle = await open(path, "r");
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    while (total < limit) {
+      const { bytesRead, buffer } = await handle.read(new Uint8Array(Math.min(1 << 20, limit - total)), 0);
+      if (bytesRead === 0) break;
+      chunks.push(buffer.subarray(0, bytesRead));
+      total += bytesRead;
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -244,8 +303,12 @@ export async function readUsersFile(path: string): Promise<string> {
 export function parseUsersJson(text: string, source = "users file"): unknown {
   // A byte order mark is not JSON, but editors on some systems write one.
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  if (body.trim() === "") {
+    throw new InputError(`${source} is empty; it must hold a JSON array of users, or {"users": [...]}`);
+  }
+  let data: unknown;
   try {
-    return JSON.parse(body);
+    data = JSON.parse(body);
   } catch {
     const { offset, reason } = locateJsonError(body);
     const { line, column } = lineAndColumn(body, offset);
@@ -253,31 +316,57 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
       `${source} is not valid JSON: ${reason} at line ${line}, column ${column}; nothing was changed`,
     );
   }
+  // JSON.parse keeps the last of two equal keys without a word: "password" twice must not pass.
+  const duplicates = scanJson(body).duplicateKeys;
+  if (duplicates.length > 0) {
+    throw invalid(duplicates.map(({ offset, key }) => {
+      const { line, column } = lineAndColumn(body, offset);
+      return `line ${line}, column ${column}: key ${formatKey(key, "", true)} appears twice in one object; ` +
+        "JSON would keep only the last, so remove one";
+    }));
+  }
+  return data;
 }
 
 /** Where a JSON text first goes wrong, and why, in words that never quote it. */
 export function locateJsonError(text: string): { offset: number; reason: string } {
+  return scanJson(text).error ?? { offset: text.length, reason: "no error found" };
+}
+
+/**
+ * Scans JSON text without building values: the first syntax error (its
+ * offset and a reason that never quotes the text), and every key that
+ * appears twice in one object, which JSON.parse would silently drop.
+ */
+export function scanJson(
+  text: string,
+): { error?: { offset: number; reason: string }; duplicateKeys: { offset: number; key: string }[] } {
+  const duplicateKeys: { offset: number; key: string }[] = [];
+  const result = (error?: { offset: number; reason: string }) => ({ error, duplicateKeys });
   let i = 0;
-  const fail = (reason: string, at = i) => ({ offset: at, reason });
+  const fail = (reason: string, at = i) => result({ offset: at, reason });
   const skipSpace = () => {
     while (i < text.length && " \t\n\r".includes(text[i])) i++;
   };
   // An explicit stack instead of recursion: deeply nested input cannot overflow it.
-  const stack: ("array" | "object")[] = [];
+  // An object's entry holds the keys seen in it so far.
+  const stack: ("array" | Set<string>)[] = [];
   type State = "value" | "afterValue" | "key";
   let state: State = "value";
   while (true) {
     skipSpace();
     if (i >= text.length) {
-      return stack.length === 0 && state === "afterValue"
-        ? fail("no error found", text.length)
-        : fail("unexpected end of input");
+      return stack.length === 0 && state === "afterValue" ? result() : fail("unexpected end of input");
     }
     const c = text[i];
     if (state === "key") {
       if (c !== '"') return fail("expected a property name in double quotes");
       const end = scanString(text, i);
-      if (typeof end !== "number") return end;
+      if (typeof end !== "number") return result(end);
+      const key = JSON.parse(text.slice(i, end)) as string;
+      const keys = stack.at(-1) as Set<string>;
+      if (keys.has(key)) duplicateKeys.push({ offset: i, key });
+      keys.add(key);
       i = end;
       skipSpace();
       if (i >= text.length) return fail("unexpected end of input");
@@ -288,7 +377,7 @@ export function locateJsonError(text: string): { offset: number; reason: string 
     }
     if (state === "value") {
       if (c === "{" || c === "[") {
-        stack.push(c === "{" ? "object" : "array");
+        stack.push(c === "{" ? new Set() : "array");
         i++;
         skipSpace();
         if (text[i] === (c === "{" ? "}" : "]")) {
@@ -302,7 +391,7 @@ export function locateJsonError(text: string): { offset: number; reason: string 
       }
       if (c === '"') {
         const end = scanString(text, i);
-        if (typeof end !== "number") return end;
+        if (typeof end !== "number") return result(end);
         i = end;
       } else if (c === "-" || (c >= "0" && c <= "9")) {
         const match = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
@@ -320,10 +409,10 @@ export function locateJsonError(text: string): { offset: number; reason: string 
     if (top === undefined) return fail("unexpected data after the end of the JSON value");
     if (c === ",") {
       i++;
-      state = top === "object" ? "key" : "value";
+      state = top === "array" ? "value" : "key";
       skipSpace();
       if (text[i] === "]" || text[i] === "}") return fail("trailing comma");
-    } else if ((top === "array" && c === "]") || (top === "object" && c === "}")) {
+    } else if ((top === "array" && c === "]") || (top !== "array" && c === "}")) {
       stack.pop();
       i++;
     } else {
@@ -384,11 +473,27 @@ export interface UserSpec {
 
 const USER_FIELDS = ["username", "password", "email", "enabled", "email_verified", "properties"];
 
+/** How deep a property value may nest: OIDC claims are shallow, and deeper input is an attack. */
+export const MAX_PROPERTY_DEPTH = 32;
+
+// valibot's record skips these keys silently; a claim must never vanish without a word.
+const RESERVED_KEYS = ["__proto__", "prototype", "constructor"];
+
 const codePoints = (s: string) => {
   let n = 0;
   for (const _ of s) n++;
   return n;
 };
+
+/** A lone UTF-16 surrogate: not text, and stored differently by each database. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * An address as people write them: a local part without spaces, quotes or
+ * brackets, and a domain of letter-or-digit labels (IDN and punycode
+ * included). Deliverability is not this tool's business.
+ */
+const EMAIL = /^(?!\.)(?!.*\.\.)[^\s@"(),:;<>[\\\]]{1,64}(?<!\.)@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)*[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?$/u;
 
 // Every message is ours: valibot's defaults quote the received value, which may be a password.
 const UsernameSchema = v.pipe(
@@ -397,19 +502,21 @@ const UsernameSchema = v.pipe(
   v.check((s) => codePoints(s) <= 255, "must be at most 255 characters"),
   v.check((s) => s.trim() === s, "must not start or end with whitespace"),
   v.check((s) => !/\p{Cc}/u.test(s), "must not contain control characters"),
+  v.check((s) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
 );
 
 const PasswordSchema = v.pipe(
   v.string("must be a string"),
   v.check((s) => s.length > 0, "must not be empty"),
   v.check((s) => codePoints(s) <= 1024, "must be at most 1024 characters"),
+  v.check((s) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
 );
 
 const EmailSchema = v.nullable(
   v.pipe(
     v.string("must be a string, or null to clear it"),
     v.check((s) => s.length <= 254, "must be at most 254 characters"),
-    v.email("invalid email address"),
+    v.check((s) => EMAIL.test(s), "invalid email address"),
   ),
 );
 
@@ -418,22 +525,16 @@ const FlagSchema = v.boolean("must be true or false");
 const PropertyKeySchema = v.pipe(
   v.string(),
   v.check((s) => s.length > 0 && codePoints(s) <= 255, "property names must be 1 to 255 characters"),
+  v.check((s) => !/\p{Cc}/u.test(s) && !LONE_SURROGATE.test(s), "property names must be text without control characters"),
 );
-
-// valibot's record skips these keys silently; a claim must never vanish without a word.
-const RESERVED_KEYS = ["__proto__", "prototype", "constructor"];
 
 const PropertiesSchema = v.pipe(
   v.custom<Record<string, unknown>>(isPlainObject, "must be an object of JSON values"),
-  v.check(
-    (props) => !RESERVED_KEYS.some((key) => Object.hasOwn(props, key)),
-    `property names ${RESERVED_KEYS.join(", ")} are not supported`,
-  ),
   v.record(PropertyKeySchema, v.unknown()),
 );
 
-/** The valibot schema of one user object. */
-export const UserSchema = v.strictObject(
+/** The valibot schema of one user object. Unknown fields are found by {@linkcode scanFields}. */
+export const UserSchema = v.object(
   {
     username: UsernameSchema,
     password: PasswordSchema,
@@ -452,22 +553,25 @@ const UsersSchema = v.array(UserSchema, "must be an array of user objects");
  * the users; throws {@linkcode InputError} listing every problem with its place.
  */
 export function validateUsers(data: unknown): UserSpec[] {
+  const problems: string[] = [];
   let list: unknown;
   if (Array.isArray(data)) {
     list = data;
   } else if (isPlainObject(data) && "users" in data) {
-    const extra = Object.keys(data).filter((key) => key !== "users");
-    if (extra.length > 0) {
-      throw invalid(extra.map((key) => `${formatKey(key)}: unknown top-level field; only "users" is allowed`));
+    for (const key of Object.keys(data)) {
+      if (key !== "users") problems.push(`${formatKey(key)}: unknown top-level field; only "users" is allowed`);
     }
     list = data.users;
   } else {
     throw invalid([`(root): expected an array of users, or an object {"users": [...]}`]);
   }
+  if (Array.isArray(list) && list.length > LIMITS.users) {
+    throw invalid([`users: ${list.length} users, more than the ${LIMITS.users} one file may hold; split the file`]);
+  }
   const result = v.safeParse(UsersSchema, list);
-  const problems = result.success ? [] : result.issues.map(describeIssue);
-  problems.push(...findDuplicateUsernames(list));
-  if (problems.length > 0 || !result.success) throw invalid(problems);
+  if (!result.success) problems.push(...result.issues.map(describeIssue));
+  problems.push(...scanFields(list), ...findDuplicateUsernames(list));
+  if (problems.length > 0 || !result.success) throw invalid(problems.sort(byPlace));
   return result.output as UserSpec[];
 }
 
@@ -476,8 +580,51 @@ function invalid(problems: string[]): InputError {
   return new InputError(`users file is invalid (${count}); nothing was changed`, problems);
 }
 
+/** Orders problems by user index, so that each user's problems stand together. */
+function byPlace(a: string, b: string): number {
+  const index = (p: string) => Number(/^users\[(\d+)\]/.exec(p)?.[1] ?? -1);
+  return index(a) - index(b);
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * What the schema cannot see: every unknown field of every user (a typo such
+ * as "pasword" must not pass silently), property names that JavaScript objects
+ * treat specially, and property values nested too deeply.
+ */
+function scanFields(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  const problems: string[] = [];
+  list.forEach((user, index) => {
+    if (!isPlainObject(user)) return;
+    for (const key of Object.keys(user)) {
+      if (!USER_FIELDS.includes(key)) {
+        problems.push(`users[${index}]${formatKey(key, ".")}: unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
+      }
+    }
+    if (!isPlainObject(user.properties)) return;
+    for (const [key, value] of Object.entries(user.properties)) {
+      const place = `users[${index}].properties${formatKey(key, ".")}`;
+      if (RESERVED_KEYS.includes(key)) problems.push(`${place}: the property names ${RESERVED_KEYS.join(", ")} are not supported`);
+      else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) problems.push(`${place}: nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
+    }
+  });
+  return problems;
+}
+
+/** Whether a JSON value nests deeper than `limit`, found without recursion. */
+function depthExceeds(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (typeof item !== "object" || item === null) continue;
+    if (depth >= limit) return true;
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 type Issue = BaseIssue<unknown>;
@@ -485,10 +632,7 @@ type Issue = BaseIssue<unknown>;
 function describeIssue(issue: Issue): string {
   const place = "users" + (issue.path ?? []).map((item) => formatPathKey(item.key)).join("");
   const lastKey = issue.path?.at(-1)?.key;
-  if (issue.type === "strict_object" && issue.expected === "never") {
-    return `${place}: unknown field; a user may have only ${USER_FIELDS.join(", ")}`;
-  }
-  if (issue.type === "strict_object" && issue.input === undefined && typeof lastKey === "string") {
+  if (issue.type === "object" && issue.input === undefined && typeof lastKey === "string") {
     return `${place}: is required`;
   }
   return `${place}: ${issue.message}`;
@@ -498,11 +642,18 @@ function formatPathKey(key: unknown): string {
   return typeof key === "number" ? `[${key}]` : formatKey(String(key), ".");
 }
 
-function formatKey(key: string, dot = ""): string {
+/** A key as a path segment (`.name` or `["odd key"]`), or quoted alone; long keys are cut. */
+function formatKey(key: string, dot = "", quoted = false): string {
   const shown = key.length > 64 ? key.slice(0, 64) + "…" : key;
+  if (quoted) return JSON.stringify(shown);
   return /^[A-Za-z_$][\w$]*$/.test(shown) ? dot + shown : `[${JSON.stringify(shown)}]`;
 }
 
+/**
+ * Usernames must be unique, and also unmistakable: two that differ only in
+ * letter case or Unicode normalisation ("José" composed or decomposed) would
+ * give Barycenter two look-alike accounts, so they are refused too.
+ */
 function findDuplicateUsernames(list: unknown): string[] {
   if (!Array.isArray(list)) return [];
   const firstIndex = new Map<string, number>();
@@ -510,9 +661,18 @@ function findDuplicateUsernames(list: unknown): string[] {
   list.forEach((user, index) => {
     const username = isPlainObject(user) ? user.username : undefined;
     if (typeof username !== "string") return;
-    const first = firstIndex.get(username);
-    if (first === undefined) firstIndex.set(username, index);
-    else problems.push(`users[${index}].username: duplicate of users[${first}]; usernames must be unique`);
+    const folded = username.normalize("NFC").toLowerCase();
+    const first = firstIndex.get(folded);
+    if (first === undefined) {
+      firstIndex.set(folded, index);
+    } else if ((list[first] as { username: string }).username === username) {
+      problems.push(`users[${index}].username: duplicate of users[${first}]; usernames must be unique`);
+    } else {
+      problems.push(
+        `users[${index}].username: differs from users[${first}].username only in letter case or Unicode ` +
+          "normalisation; such look-alike accounts are refused, rename one",
+      );
+    }
   });
   return problems;
 }
@@ -690,37 +850,129 @@ export function hashPassword(password: string): Promise<string> {
 export async function verifyPasswords(
   specs: UserSpec[],
   stored: Map<string, StoredUser>,
+  progress: Progress = noProgress,
 ): Promise<Map<string, boolean>> {
-  const checks = specs.flatMap((spec) => {
-    const current = stored.get(spec.username);
-    if (current === undefined) return [];
-    return [
-      argon2Verify(current.password_hash, spec.password).then(
-        (ok) => [spec.username, ok] as const,
-        () => [spec.username, false] as const,
-      ),
-    ];
+  const existing = specs.filter((spec) => stored.has(spec.username));
+  const tick = progress("verifying passwords", existing.length);
+  const checks = await mapConcurrently(existing, async (spec) => {
+    const ok = await argon2Verify(stored.get(spec.username)!.password_hash, spec.password).catch(() => false);
+    tick();
+    return [spec.username, ok] as const;
   });
-  return new Map(await Promise.all(checks));
+  return new Map(checks);
 }
 
 /** Hashes the passwords the plan needs, in parallel, and returns complete rows. */
-export async function hashPlannedUsers(users: PlannedUser[]): Promise<UserRow[]> {
-  return await Promise.all(users.map(async ({ row, password }) => ({
-    ...row,
-    password_hash: password === null ? row.password_hash as string : await hashPassword(password),
-  })));
+export async function hashPlannedUsers(users: PlannedUser[], progress: Progress = noProgress): Promise<UserRow[]> {
+  const tick = progress("hashing passwords", users.filter((u) => u.password !== null).length);
+  return await mapConcurrently(users, async ({ row, password }) => {
+    if (password === null) return { ...row, password_hash: row.password_hash as string };
+    const password_hash = await hashPassword(password);
+    tick();
+    return { ...row, password_hash };
+  });
+}
+
+/**
+ * Maps with at most a few calls in flight: enough to keep every thread of the
+ * pool busy, few enough that 10,000 users do not mean 10,000 pending native
+ * tasks, each holding its password and buffers, at once.
+ */
+async function mapConcurrently<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index]);
+    }
+  };
+  const inFlight = Math.min(items.length, 2 * argon2Concurrency);
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  return results;
+}
+
+/**
+ * Reports progress of a batch of Argon2 work: called once with a label and a
+ * total, it returns the function to call as each item finishes.
+ */
+export type Progress = (label: string, total: number) => () => void;
+
+const noProgress: Progress = () => () => {};
+
+// ---------------------------------------------------------------------------
+// The no-change fast path
+//
+// The sync keeps one row per users file in a table of its own: an Argon2id
+// hash (Barycenter's parameters) of the file's (username, password) pairs,
+// and a SHA-256 digest of those users' password_hash values as the last
+// successful sync left them. When the digest still matches and the pairs
+// verify, every password is known to match without one verification per
+// user. Any miss falls back to verifying each user.
+
+/** The tool's own state for one set of usernames. */
+export interface SyncState {
+  /** SHA-256 of the sorted usernames: one state per users file, not per database. */
+  file_key: string;
+  /** Argon2id PHC hash of {@linkcode canonicalPairs}. */
+  pairs_hash: string;
+  /** {@linkcode passwordHashesDigest} after the last successful sync. */
+  hashes_digest: string;
+  updated_at: number;
+}
+
+const byUsername = (a: { username: string }, b: { username: string }) =>
+  a.username < b.username ? -1 : a.username > b.username ? 1 : 0;
+
+/** The state's key: SHA-256 of the file's usernames, sorted. */
+export function stateKey(specs: UserSpec[]): string {
+  const names = specs.map((s) => s.username).sort();
+  return createHash("sha256").update(JSON.stringify(names)).digest("hex");
+}
+
+/** The file's (username, password) pairs, sorted by username, as one unambiguous string. */
+export function canonicalPairs(specs: UserSpec[]): string {
+  return JSON.stringify([...specs].sort(byUsername).map((s) => [s.username, s.password]));
+}
+
+/** SHA-256 of the (username, password_hash) pairs, sorted by username. */
+export function passwordHashesDigest(hashes: { username: string; password_hash: string }[]): string {
+  const pairs = [...hashes].sort(byUsername).map((h) => [h.username, h.password_hash]);
+  return createHash("sha256").update(JSON.stringify(pairs)).digest("hex");
+}
+
+/**
+ * Whether the stored state proves that every file password matches its stored
+ * hash: all users exist, their hashes are the ones the last sync left, and the
+ * file's pairs are the ones it hashed. One Argon2 verification in all.
+ */
+export async function stateProvesPasswords(
+  specs: UserSpec[],
+  stored: Map<string, StoredUser>,
+  state: SyncState | undefined,
+): Promise<boolean> {
+  if (state === undefined || !specs.every((s) => stored.has(s.username))) return false;
+  const current = specs.map((s) => stored.get(s.username)!);
+  if (passwordHashesDigest(current) !== state.hashes_digest) return false;
+  return await argon2Verify(state.pairs_hash, canonicalPairs(specs)).catch(() => false);
 }
 
 // ---------------------------------------------------------------------------
 // Stores: one small interface, one implementation per backend
 
-/** The tables the sync writes to. */
-export type TableName = "users" | "properties";
+/** The tables the sync writes to: Barycenter's two, and its own state. */
+export type TableName = "users" | "properties" | "user_sync_state";
+
+const TABLES: TableName[] = ["users", "properties", "user_sync_state"];
 
 /** The operations a sync needs, inside one transaction. */
 export interface StoreTransaction {
-  /** Which of `users` and `properties` do not exist yet. */
+  /**
+   * Serialises concurrent syncs of the same database until the transaction
+   * ends (replicas start their init containers together).
+   */
+  lock(): Promise<void>;
+  /** Which of the tables do not exist yet. */
   missingTables(): Promise<TableName[]>;
   /** Creates the tables exactly as Barycenter's first migration does. */
   createTables(tables: TableName[]): Promise<void>;
@@ -733,19 +985,37 @@ export interface StoreTransaction {
   writeUsers(rows: UserRow[]): Promise<void>;
   /** Inserts or replaces properties, in one statement. */
   writeProperties(rows: PropertyRow[]): Promise<void>;
+  /** The fast path's state for this users file, if any. */
+  readState(fileKey: string): Promise<SyncState | undefined>;
+  /** Inserts or replaces the fast path's state. */
+  writeState(state: SyncState): Promise<void>;
 }
 
 /** A database the sync can run against. */
 export interface Store {
   /** Runs `work` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T>;
+  /** Ends at once, rolling back a transaction in progress: for a signal that stops the run. */
+  abort(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** How a store waits: for a database that is not up yet, and for slow statements. */
+export interface StoreOptions {
+  /** Seconds to keep retrying connection failures (PostgreSQL) or to wait for a lock (SQLite). */
+  waitSeconds: number;
+  /** Seconds one statement may take. */
+  statementTimeoutSeconds: number;
+  /** Told about each failed connection attempt that will be retried: one line each. */
+  onRetry: (message: string) => void;
+}
+
+const DEFAULT_STORE_OPTIONS: StoreOptions = { waitSeconds: 30, statementTimeoutSeconds: 600, onRetry: () => {} };
 
 /**
  * The DDL of Barycenter's first migration for the two tables the sync
  * touches: initial columns only, so that Barycenter's later migrations
- * (which `ALTER TABLE ... ADD COLUMN`) still apply cleanly.
+ * (which `ALTER TABLE ... ADD COLUMN`) still apply cleanly. Plus the tool's own.
  */
 export const CREATE_TABLE: Record<TableName, string> = {
   users: `CREATE TABLE IF NOT EXISTS "users" (
@@ -764,13 +1034,34 @@ export const CREATE_TABLE: Record<TableName, string> = {
   "updated_at" bigint NOT NULL,
   PRIMARY KEY ("owner", "key")
 )`,
+  // The tool's own table, never a column in Barycenter's: its migrations know nothing of it.
+  user_sync_state: `CREATE TABLE IF NOT EXISTS "user_sync_state" (
+  "file_key" varchar NOT NULL PRIMARY KEY,
+  "pairs_hash" varchar NOT NULL,
+  "hashes_digest" varchar NOT NULL,
+  "updated_at" bigint NOT NULL
+)`,
 };
 
+/** The PostgreSQL advisory lock that serialises syncs: the first 8 bytes of SHA-256("barycenter-user-sync"). */
+const ADVISORY_LOCK_KEY = "5356544628862928228";
+
+const UPSERT_STATE = `
+  INSERT INTO user_sync_state (file_key, pairs_hash, hashes_digest, updated_at) VALUES ($1, $2, $3, $4)
+  ON CONFLICT (file_key) DO UPDATE SET
+    pairs_hash = excluded.pairs_hash, hashes_digest = excluded.hashes_digest, updated_at = excluded.updated_at`;
+
 /** Opens the store a database URL names; throws {@linkcode UsageError} for a URL it cannot use. */
-export function openStore(url: string): Store {
+export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS): Store {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
-  if (scheme === "sqlite") return new SqliteStore(parseSqliteUrl(url));
-  if (scheme === "postgres" || scheme === "postgresql") return new PostgresStore(url);
+  if (scheme === "sqlite") return new SqliteStore(parseSqliteUrl(url), options);
+  if (scheme === "postgres" || scheme === "postgresql") {
+    // Without "//" the driver reads the whole rest, password included, as a database name.
+    if (!/^[a-z]+:\/\//i.test(url)) {
+      throw new UsageError(`the database URL must start with ${scheme}://; expected ${scheme}://user:password@host:5432/database`);
+    }
+    return new PostgresStore(url, options);
+  }
   throw new UsageError(
     scheme === undefined
       ? "the database URL has no scheme; expected sqlite://PATH?mode=rwc or postgres://user:password@host:5432/database"
@@ -822,22 +1113,31 @@ type SqliteDatabase = import("node:sqlite").DatabaseSync;
  */
 export class SqliteStore implements Store {
   #location: SqliteLocation;
+  #options: StoreOptions;
   #db: SqliteDatabase | undefined;
   /** The file path: safe to print. */
   readonly target: string;
 
-  constructor(location: SqliteLocation) {
+  constructor(location: SqliteLocation, options: StoreOptions = DEFAULT_STORE_OPTIONS) {
     this.#location = location;
+    this.#options = options;
     this.target = location.path;
   }
 
   async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T> {
     const db = await this.#open(mode.readOnly);
     try {
-      // IMMEDIATE takes the write lock now, so a concurrent writer waits here, not halfway through.
+      // IMMEDIATE takes the write lock now, so a concurrent writer waits here (the busy timeout), not halfway through.
       db.exec(mode.readOnly ? "BEGIN" : "BEGIN IMMEDIATE");
     } catch (error) {
-      throw new DatabaseError(`cannot start a transaction on SQLite ${this.target}: ${describeDriverError(error)}`, false);
+      const busy = (error as { errcode?: number }).errcode === 5;
+      throw new DatabaseError(
+        busy
+          ? `SQLite ${this.target} stayed locked by another writer (Barycenter or another sync) for ` +
+            `${this.#options.waitSeconds} s (--wait)`
+          : `cannot start a transaction on SQLite ${this.target}: ${describeDriverError(error)}`,
+        false,
+      );
     }
     let result: T;
     try {
@@ -872,12 +1172,17 @@ export class SqliteStore implements Store {
       const db = readOnly
         ? new DatabaseSync(missing ? ":memory:" : path, { readOnly: !missing })
         : new DatabaseSync(path);
-      db.exec(`PRAGMA busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
+      db.exec(`PRAGMA busy_timeout = ${Math.round(this.#options.waitSeconds * 1000)}`);
       this.#db = db;
       return db;
     } catch (error) {
       throw new DatabaseError(`cannot open SQLite ${path}: ${describeDriverError(error)}`, false);
     }
+  }
+
+  abort(): Promise<void> {
+    if (this.#db?.isTransaction) this.#db.exec("ROLLBACK");
+    return this.close();
   }
 
   close(): Promise<void> {
@@ -904,12 +1209,18 @@ class SqliteTransaction implements StoreTransaction {
     }
   }
 
+  /** `BEGIN IMMEDIATE` already holds SQLite's write lock. */
+  lock(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async missingTables(): Promise<TableName[]> {
     const rows = await this.#run(() =>
-      this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('users', 'properties')").all()
+      this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?))")
+        .all(JSON.stringify(TABLES))
     );
     const present = new Set(rows.map((r) => r.name));
-    return (["users", "properties"] as const).filter((table) => !present.has(table));
+    return TABLES.filter((table) => !present.has(table));
   }
 
   async createTables(tables: TableName[]): Promise<void> {
@@ -955,6 +1266,21 @@ class SqliteTransaction implements StoreTransaction {
         .run(JSON.stringify(rows))
     );
   }
+
+  async readState(fileKey: string): Promise<SyncState | undefined> {
+    const row = await this.#run(() =>
+      this.#db.prepare("SELECT file_key, pairs_hash, hashes_digest, updated_at FROM user_sync_state WHERE file_key = ?")
+        .get(fileKey)
+    );
+    return row === undefined ? undefined : { ...row } as unknown as SyncState;
+  }
+
+  async writeState(state: SyncState): Promise<void> {
+    const { file_key, pairs_hash, hashes_digest, updated_at } = state;
+    await this.#run(() =>
+      this.#db.prepare(UPSERT_STATE.replace(/\$\d/g, "?")).run(file_key, pairs_hash, hashes_digest, updated_at)
+    );
+  }
 }
 
 /**
@@ -981,44 +1307,122 @@ function storedUsers(rows: Iterable<Record<string, unknown>>): Map<string, Store
 /** PostgreSQL through the `postgres` package, one connection, `unnest` batches. */
 export class PostgresStore implements Store {
   #sql: ReturnType<typeof postgres>;
+  #secrets: string[];
+  #options: StoreOptions;
   /** `host:port/database`, never the password: safe to print. */
   readonly target: string;
 
-  constructor(url: string) {
+  constructor(url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS) {
+    this.#secrets = urlSecrets(url);
+    this.#options = options;
     try {
       this.#sql = postgres(url, {
         max: 1,
         onnotice: () => {},
-        connect_timeout: 10,
-        connection: { application_name: "barycenter-user-sync" },
+        connect_timeout: Math.max(1, Math.min(10, options.waitSeconds || 10)),
+        connection: {
+          application_name: "barycenter-user-sync",
+          // The server cancels a statement that runs too long, waiting for another sync's lock included.
+          statement_timeout: `${options.statementTimeoutSeconds}s`,
+        },
       });
     } catch {
       throw new UsageError("the database URL cannot be parsed; expected postgres://user:password@host:5432/database");
     }
     const { host, port, database } = this.#sql.options;
-    this.target = `${host.map((h, i) => `${h}:${port[i] ?? port[0]}`).join(",")}/${database}`;
+    this.target = this.#redact(`${host.map((h, i) => `${h}:${port[i] ?? port[0]}`).join(",")}/${database}`);
   }
 
+  /**
+   * Removes the URL's password from a message. A malformed URL (a "/" or "@"
+   * left unencoded in the password) can make the driver read part of the
+   * password as a host or database name, which then shows up in messages.
+   */
+  #redact(message: string): string {
+    return this.#secrets.reduce((text, secret) => text.split(secret).join("***"), message);
+  }
+
+  /**
+   * Runs the transaction; a failure to connect that may pass (refused, name
+   * not resolvable yet, server starting up) is retried with capped
+   * exponential backoff and jitter until `--wait` runs out. Nothing has
+   * happened before the transaction begins, so a retry is safe.
+   */
   async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T> {
-    let started = false;
-    let workFailed = false;
-    try {
-      return await this.#sql.begin(mode.readOnly ? "read only" : "read write", async (sql) => {
-        started = true;
-        try {
-          return await work(new PostgresTransaction(sql, this.target));
-        } catch (error) {
-          workFailed = true;
-          throw error;
+    const deadline = performance.now() + this.#options.waitSeconds * 1000;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#attempt(work, mode);
+      } catch (error) {
+        if (!(error instanceof ConnectError)) throw error;
+        const reason = this.#redact(describeDriverError(error.cause));
+        const remaining = deadline - performance.now();
+        const delay = Math.min(remaining, Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+        if (!isTransientConnectError(error.cause) || remaining <= 0) {
+          const waited = attempt > 1 ? ` after ${attempt} attempts in ${this.#options.waitSeconds} s (--wait)` : "";
+          throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}`, false);
         }
-      }) as T;
-    } catch (error) {
-      // Errors from the work are already classified; any other came from connecting, BEGIN or COMMIT.
-      if (workFailed) throw error;
-      throw started
-        ? new DatabaseError(`PostgreSQL at ${this.target}: ${describeDriverError(error)}`)
-        : new DatabaseError(`cannot connect to PostgreSQL at ${this.target}: ${describeDriverError(error)}`, false);
+        this.#options.onRetry(
+          `PostgreSQL at ${this.target} not reachable yet (attempt ${attempt}: ${reason}); ` +
+            `retrying in ${(delay / 1000).toFixed(1)} s`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
+  }
+
+  /**
+   * One transaction on a reserved connection, begun and ended by hand rather
+   * than with the driver's `begin()`: after a connection was killed, `begin()`
+   * still sends ROLLBACK down the dead socket, which crashes the driver. The
+   * server rolls back by itself a transaction whose connection is gone.
+   */
+  async #attempt<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T> {
+    let sql: postgres.ReservedSql;
+    try {
+      sql = await this.#sql.reserve();
+      await this.#watchdog(sql.unsafe(mode.readOnly ? "BEGIN READ ONLY" : "BEGIN READ WRITE"));
+    } catch (error) {
+      throw new ConnectError(error);
+    }
+    try {
+      let result: T;
+      try {
+        result = await work(new PostgresTransaction(sql, this.target, (m) => this.#redact(m), this.#watchdog));
+      } catch (error) {
+        if (!connectionLost(error)) await sql.unsafe("ROLLBACK").catch(() => {});
+        throw error;
+      }
+      try {
+        await this.#watchdog(sql.unsafe("COMMIT"));
+      } catch (error) {
+        throw new DatabaseError(`PostgreSQL at ${this.target}: ${this.#redact(describeDriverError(error))}`);
+      }
+      return result;
+    } finally {
+      sql.release();
+    }
+  }
+
+  /**
+   * Bounds a statement on the client side too: a half-open connection never
+   * delivers the server's cancellation, so after the statement timeout (and a
+   * grace period) the connection is dropped, which fails the statement.
+   */
+  #watchdog = <T>(query: PromiseLike<T>): Promise<T> => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.#sql.end({ timeout: 0 }).catch(() => {});
+        reject(new Error(`no answer within ${this.#options.statementTimeoutSeconds + 10} s; connection dropped`));
+      }, (this.#options.statementTimeoutSeconds + 10) * 1000);
+    });
+    return Promise.race([query, expired]).finally(() => clearTimeout(timer));
+  };
+
+  async abort(): Promise<void> {
+    // Dropping the connection makes the server roll the transaction back.
+    await this.#sql.end({ timeout: 0 });
   }
 
   async close(): Promise<void> {
@@ -1026,27 +1430,80 @@ export class PostgresStore implements Store {
   }
 }
 
+/** Whether a failed statement took its connection with it (killed, server shut down, network gone). */
+function connectionLost(error: unknown): boolean {
+  const cause = error instanceof DatabaseError ? error.cause : error;
+  const code = (cause as { code?: unknown })?.code;
+  return typeof code === "string" &&
+    (code.startsWith("CONNECTION_") || code.startsWith("57P0") || ["ECONNRESET", "EPIPE"].includes(code));
+}
+
+/** A failure before the transaction began: nothing happened yet, so it may be retried. */
+class ConnectError extends Error {
+  constructor(cause: unknown) {
+    super("connection failed", { cause });
+  }
+}
+
+/**
+ * Failures that pass by themselves when the database is starting at the same
+ * time as the pod: refused, unreachable, name not resolvable yet, timed out,
+ * "the database system is starting up". Authentication, an unknown database
+ * and TLS errors do not pass by waiting: they are reported at once.
+ */
+function isTransientConnectError(error: unknown): boolean {
+  const { code } = error as { code?: unknown };
+  if (error instanceof postgres.PostgresError) return code === "57P03";
+  return typeof code === "string" && [
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "ENOTFOUND",
+    "EAI_AGAIN",
+    "ETIMEDOUT",
+    "EHOSTUNREACH",
+    "ENETUNREACH",
+    "EPIPE",
+    "CONNECT_TIMEOUT",
+    "CONNECTION_CLOSED",
+    "CONNECTION_ENDED",
+    "CONNECTION_DESTROYED",
+  ].includes(code);
+}
+
 class PostgresTransaction implements StoreTransaction {
-  #sql: postgres.TransactionSql;
+  #sql: postgres.ReservedSql;
   #target: string;
-  constructor(sql: postgres.TransactionSql, target: string) {
+  #redact: (message: string) => string;
+  #watchdog: <T>(query: PromiseLike<T>) => Promise<T>;
+  constructor(
+    sql: postgres.ReservedSql,
+    target: string,
+    redact: (message: string) => string,
+    watchdog: <T>(query: PromiseLike<T>) => Promise<T>,
+  ) {
     this.#sql = sql;
     this.#target = target;
+    this.#redact = redact;
+    this.#watchdog = watchdog;
   }
 
-  /** Awaits a query, turning any failure into a {@linkcode DatabaseError}. */
+  /** Awaits a query under the watchdog, turning any failure into a {@linkcode DatabaseError}. */
   async #run<T>(query: PromiseLike<T>): Promise<T> {
     try {
-      return await query;
+      return await this.#watchdog(query);
     } catch (error) {
-      throw new DatabaseError(`PostgreSQL at ${this.#target}: ${describeDriverError(error)}`);
+      throw new DatabaseError(`PostgreSQL at ${this.#target}: ${this.#redact(describeDriverError(error))}`, true, error);
     }
   }
 
+  async lock(): Promise<void> {
+    await this.#run(this.#sql`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEY}::bigint)`);
+  }
+
   async missingTables(): Promise<TableName[]> {
-    const [row] = await this.#run(this.#sql`
-      SELECT to_regclass('users') IS NULL AS users, to_regclass('properties') IS NULL AS properties`);
-    return (["users", "properties"] as const).filter((table) => row[table]);
+    const rows = await this.#run(this.#sql`
+      SELECT name FROM unnest(${this.#sql.array(TABLES, 25)}::text[]) AS name WHERE to_regclass(name) IS NULL`);
+    return rows.map((row) => row.name as TableName);
   }
 
   async createTables(tables: TableName[]): Promise<void> {
@@ -1098,6 +1555,37 @@ class PostgresTransaction implements StoreTransaction {
       JOIN users u ON u.username = p.username
       ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
   }
+
+  async readState(fileKey: string): Promise<SyncState | undefined> {
+    const [row] = await this.#run(this.#sql`
+      SELECT file_key, pairs_hash, hashes_digest, updated_at FROM user_sync_state WHERE file_key = ${fileKey}`);
+    return row === undefined ? undefined : { ...row, updated_at: Number(row.updated_at) } as SyncState;
+  }
+
+  async writeState(state: SyncState): Promise<void> {
+    const { file_key, pairs_hash, hashes_digest, updated_at } = state;
+    await this.#run(this.#sql.unsafe(UPSERT_STATE, [file_key, pairs_hash, hashes_digest, updated_at]));
+  }
+}
+
+/**
+ * The password of a database URL, and the pieces a malformed URL could split
+ * it into, for redaction. Pieces shorter than 4 characters are left: they
+ * would blank out ordinary words.
+ */
+function urlSecrets(url: string): string[] {
+  const rest = url.replace(/^[a-z]+:\/*/i, "");
+  const at = rest.lastIndexOf("@");
+  if (at < 0) return [];
+  const colon = rest.indexOf(":");
+  if (colon < 0 || colon > at) return [];
+  const password = rest.slice(colon + 1, at);
+  let decoded = password;
+  try {
+    decoded = decodeURIComponent(password);
+  } catch { /* kept as written */ }
+  const pieces = [password, decoded, ...password.split(/[/?#@]/)];
+  return [...new Set(pieces)].filter((piece) => piece.length >= 4).sort((a, b) => b.length - a.length);
 }
 
 /** A driver's error in one line: its message and code, which name no parameter values. */
@@ -1114,33 +1602,60 @@ function describeDriverError(error: unknown): string {
 export interface SyncResult {
   changes: UserChange[];
   dryRun: boolean;
+  /** Whether the stored state proved every password, sparing one verification per user. */
+  fastPath: boolean;
 }
 
 /**
  * Makes the store match `specs`, in one transaction: reads the listed users,
- * verifies passwords, plans, hashes what changed and writes it in batches.
- * With `dryRun`, plans only and writes nothing (the transaction is read only).
+ * checks passwords (through the fast path when the stored state proves them,
+ * else one verification per user), plans, hashes what changed and writes it
+ * in batches, with the new state. With `dryRun`, plans only and writes
+ * nothing (the transaction is read only).
  */
 export async function syncUsers(
   store: Store,
   specs: UserSpec[],
-  options: { dryRun: boolean; now?: () => number },
+  options: { dryRun: boolean; now?: () => number; progress?: Progress },
 ): Promise<SyncResult> {
-  const now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  const now = (options.now ?? (() => Math.floor(Date.now() / 1000)))();
+  const { dryRun, progress = noProgress } = options;
   return await store.transaction(async (tx) => {
+    // Without the lock, two first runs both try CREATE TABLE and one fails; a dry run writes nothing, so waits for no one.
+    if (!dryRun) await tx.lock();
     const missing = await tx.missingTables();
-    if (!options.dryRun && missing.length > 0) await tx.createTables(missing);
+    if (!dryRun && missing.length > 0) await tx.createTables(missing);
     // Only a dry run can get here with tables missing: it creates nothing, so it reads what exists.
-    const stored = options.dryRun && missing.includes("users")
+    const absent = (table: TableName) => dryRun && missing.includes(table);
+    const stored = absent("users")
       ? new Map<string, StoredUser>()
-      : await tx.readUsers(specs.map((s) => s.username), !(options.dryRun && missing.includes("properties")));
-    const plan = planChanges(specs, stored, await verifyPasswords(specs, stored), now());
-    if (!options.dryRun) {
-      await tx.writeUsers(await hashPlannedUsers(plan.users));
+      : await tx.readUsers(specs.map((s) => s.username), !absent("properties"));
+    const fileKey = stateKey(specs);
+    const state = absent("user_sync_state") ? undefined : await tx.readState(fileKey);
+    const fastPath = await stateProvesPasswords(specs, stored, state);
+    const matches = fastPath
+      ? new Map(specs.map((s) => [s.username, true]))
+      : await verifyPasswords(specs, stored, progress);
+    const plan = planChanges(specs, stored, matches, now);
+    if (!dryRun) {
+      const written = await hashPlannedUsers(plan.users, progress);
+      await tx.writeUsers(written);
       await tx.writeProperties(plan.properties);
+      const hashes = new Map([...stored].map(([name, user]) => [name, user.password_hash]));
+      for (const row of written) hashes.set(row.username, row.password_hash);
+      const digest = passwordHashesDigest(specs.map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })));
+      // A proven state stays true while no hash changed; otherwise record the new one (one hash).
+      if (!(fastPath && digest === state?.hashes_digest)) {
+        await tx.writeState({
+          file_key: fileKey,
+          pairs_hash: await hashPassword(canonicalPairs(specs)),
+          hashes_digest: digest,
+          updated_at: now,
+        });
+      }
     }
-    return { changes: plan.changes, dryRun: options.dryRun };
-  }, { readOnly: options.dryRun });
+    return { changes: plan.changes, dryRun, fastPath };
+  }, { readOnly: dryRun });
 }
 
 // ---------------------------------------------------------------------------
@@ -1155,25 +1670,52 @@ export interface Output {
 /** Writes events as text lines or as JSON objects, one a line. Never given secrets. */
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
-/** A logger writing `format` to `output`: info to stdout, errors to stderr. */
+/** A logger writing `format` to `output`: info to stdout, warnings and errors to stderr. */
 export function createLogger(format: "text" | "json", output: Output): Logger {
   if (format === "json") {
     const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
       JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
     return {
       info: (msg, fields) => output.stdout(line("info", msg, fields)),
+      warn: (msg, fields) => output.stderr(line("warn", msg, fields)),
       error: (msg, fields) => output.stderr(line("error", msg, fields)),
     };
   }
   return {
     info: (msg) => output.stdout(msg),
+    warn: (msg) => output.stderr(`warning: ${msg}`),
     error: (msg, fields) => {
       output.stderr(`error: ${msg}`);
       for (const problem of (fields?.problems as string[] | undefined) ?? []) output.stderr(`  ${problem}`);
     },
+  };
+}
+
+/** Argon2 batches smaller than this finish too fast to need a progress report. */
+const PROGRESS_THRESHOLD = 250;
+
+/**
+ * Progress for large Argon2 batches: a line rewritten in place on a terminal,
+ * or a log line every few seconds when the output is a log.
+ */
+export function createProgress(log: Logger, terminal: { write(text: string): void } | undefined): Progress {
+  return (label, total) => {
+    if (total < PROGRESS_THRESHOLD) return () => {};
+    let done = 0;
+    let last = performance.now();
+    const interval = terminal ? 100 : 5000;
+    return () => {
+      done++;
+      const now = performance.now();
+      if (done < total && now - last < interval) return;
+      last = now;
+      if (terminal) terminal.write(`\r${label}: ${done}/${total}${done === total ? "\n" : ""}`);
+      else if (done < total) log.info(`${label}: ${done}/${total}`, { progress: label, done, total });
+    };
   };
 }
 
@@ -1184,8 +1726,7 @@ export function reportResult(result: SyncResult, log: Logger, durationMs: number
   for (const { username, action, changes } of result.changes) {
     counts[action]++;
     if (action === "unchanged") continue;
-    const what = action === "update" ? `: ${changes.join(", ")}` : "";
-    log.info(`${verb[action]} ${username}${what}`, { user: username, action, changes });
+    log.info(`${verb[action]} ${username}: ${changes.join(", ")}`, { user: username, action, changes });
   }
   const summary = result.dryRun
     ? `users: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged (dry run: nothing written)`
@@ -1193,6 +1734,7 @@ export function reportResult(result: SyncResult, log: Logger, durationMs: number
   log.info(summary, {
     summary: true,
     dry_run: result.dryRun,
+    fast_path: result.fastPath,
     created: counts.create,
     updated: counts.update,
     unchanged: counts.unchanged,
@@ -1210,7 +1752,9 @@ export async function main(args: string[], env: Env, output: Output = processOut
   try {
     options = parseOptions(args, env);
   } catch (error) {
-    output.stderr(`error: ${(error as Error).message}; see --help`);
+    // The options could not be read, but a log pipeline that asked for JSON still gets JSON.
+    const json = args.some((a, i) => a === "--log-format=json" || (a === "--log-format" && args[i + 1] === "json"));
+    createLogger(json ? "json" : "text", output).error(`${(error as Error).message}; see --help`);
     return EXIT.badInput;
   }
   if (options.help) {
@@ -1222,17 +1766,26 @@ export async function main(args: string[], env: Env, output: Output = processOut
     return EXIT.ok;
   }
   const log = createLogger(options.logFormat, output);
+  sizeThreadPool();
   try {
-    const users = validateUsers(parseUsersJson(await readUsersFile(options.file), options.file));
+    const users = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file));
     if (options.validateOnly) {
-      log.info(`${options.file}: ${users.length} users, valid`, { file: options.file, users: users.length });
+      const count = users.length === 1 ? "1 user" : `${users.length} users`;
+      log.info(`${options.file}: ${count}, valid`, { file: options.file, users: users.length });
       return EXIT.ok;
     }
-    const store = openStore(await resolveDatabaseUrl(options));
+    const store = openStore(await resolveDatabaseUrl(options), {
+      waitSeconds: options.waitSeconds,
+      statementTimeoutSeconds: options.statementTimeoutSeconds,
+      onRetry: (message) => log.warn(message, { retry: true }),
+    });
+    const stopOnSignal = rollBackOnSignal(store, log);
     let result: SyncResult;
     try {
-      result = await syncUsers(store, users, { dryRun: options.dryRun });
+      const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
+      result = await syncUsers(store, users, { dryRun: options.dryRun, progress: createProgress(log, terminal) });
     } finally {
+      stopOnSignal();
       await store.close().catch(() => {});
     }
     reportResult(result, log, Math.round(performance.now() - started));
@@ -1240,6 +1793,24 @@ export async function main(args: string[], env: Env, output: Output = processOut
   } catch (error) {
     return reportFailure(error, log);
   }
+}
+
+/**
+ * While the store is open, SIGTERM (a pod being deleted) or SIGINT rolls the
+ * transaction back and ends the process with 128 + the signal's number.
+ * Returns the function that removes the handlers.
+ */
+function rollBackOnSignal(store: Store, log: Logger): () => void {
+  const handlers = (["SIGTERM", "SIGINT"] as const).map((signal) => {
+    const handler = () => {
+      log.error(`received ${signal}: rolling back; nothing was changed`);
+      const code = signal === "SIGTERM" ? 143 : 130;
+      store.abort().catch(() => {}).finally(() => process.exit(code));
+    };
+    process.on(signal, handler);
+    return () => process.off(signal, handler);
+  });
+  return () => handlers.forEach((remove) => remove());
 }
 
 function reportFailure(error: unknown, log: Logger): number {
@@ -1259,6 +1830,65 @@ function reportFailure(error: unknown, log: Logger): number {
   // A bug of ours: the stack helps a report, and holds code locations, not data.
   log.error(`unexpected ${(error as Error)?.stack ?? String(error)}`);
   return EXIT.unexpected;
+}
+
+/**
+ * The cores this process may use: the machine's, capped by a cgroup CPU quota
+ * (a Kubernetes `cpu` limit), rounded up. Under the chart's `cpu: 200m` that is 1.
+ */
+export function usableCores(): number {
+  let cores = 4;
+  try {
+    cores = availableParallelism();
+  } catch { /* a runtime without it keeps libuv's default */ }
+  const v2 = readCgroup("cpu.max")?.split(/\s+/);
+  const v1 = [Number(readCgroup("cpu/cpu.cfs_quota_us")), Number(readCgroup("cpu/cpu.cfs_period_us"))];
+  const quota = v2 && v2[0] !== "max" ? Number(v2[0]) / Number(v2[1]) : v1[0] > 0 && v1[1] > 0 ? v1[0] / v1[1] : 0;
+  return quota > 0 ? Math.max(1, Math.min(cores, Math.ceil(quota))) : cores;
+}
+
+/** Memory one Argon2 computation holds: m=19456 KiB, plus a little. */
+const ARGON2_MEMORY_BYTES = 20 * 1024 * 1024;
+
+/**
+ * How many Argon2 computations may run at once: one per usable core, but
+ * within half of a cgroup memory limit (a pod with a memory limit and no CPU
+ * limit, on a large node, must not run 32 × 19 MiB at once).
+ */
+export function argon2Threads(): number {
+  const cores = usableCores();
+  const limit = Number(readCgroup("memory.max") ?? readCgroup("memory/memory.limit_in_bytes"));
+  // cgroup v1 reports "no limit" as a huge number; anything past 1 TiB is no limit here.
+  if (!(limit > 0 && limit < 2 ** 40)) return cores;
+  return Math.max(1, Math.min(cores, Math.floor(limit / 2 / ARGON2_MEMORY_BYTES)));
+}
+
+function readCgroup(file: string): string | undefined {
+  try {
+    return readFileSync(`/sys/fs/cgroup/${file}`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** How many Argon2 computations the tool keeps running at once; set by {@linkcode sizeThreadPool}. */
+let argon2Concurrency = 4;
+
+/**
+ * Sizes libuv's thread pool, on which the Argon2 binding runs, to
+ * {@linkcode argon2Threads}. It must happen before the pool's first use (the
+ * users file is the first read); an explicit UV_THREADPOOL_SIZE wins. Deno
+ * has no libuv pool (and gates reading the variable), so only the number of
+ * computations in flight is set there.
+ */
+function sizeThreadPool(): void {
+  if ("deno" in process.versions) {
+    argon2Concurrency = argon2Threads();
+    return;
+  }
+  const explicit = Number(process.env.UV_THREADPOOL_SIZE);
+  argon2Concurrency = explicit > 0 ? explicit : argon2Threads();
+  process.env.UV_THREADPOOL_SIZE = String(argon2Concurrency);
 }
 
 const processOutput: Output = {

@@ -105,7 +105,7 @@ describe("validation", () => {
   test("property names that JavaScript objects treat specially are refused, not dropped", () => {
     assert.throws(
       () => validateUsers(JSON.parse('[{"username": "a", "password": "p", "properties": {"constructor": 1}}]')),
-      (error: InputError) => /users\[0\]\.properties: .*not supported/.test(error.problems.join("\n")),
+      (error: InputError) => /users\[0\]\.properties\.constructor: .*not supported/.test(error.problems.join("\n")),
     );
   });
 });

@@ -7,7 +7,9 @@
  */
 
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startPostgres } from "./support/postgres.ts";
 
@@ -15,13 +17,15 @@ const testDir = fileURLToPath(new URL(".", import.meta.url));
 const files = readdirSync(testDir).filter((f) => f.endsWith(".test.ts")).sort().map((f) => testDir + f);
 const only = process.argv.slice(2);
 
-const server = await startPostgres();
+// Statements are logged so that tests can count what the tool sends.
+const statementLog = join(mkdtempSync(join(tmpdir(), "user-sync-pglog-")), "statements.log");
+const server = await startPostgres({ statementLog });
 let code = 1;
 try {
   code = await new Promise<number>((resolve, reject) => {
     const child = spawn(process.execPath, ["--test", ...(only.length > 0 ? only : files)], {
       stdio: "inherit",
-      env: { ...process.env, TEST_POSTGRES_URL: server.adminUrl },
+      env: { ...process.env, TEST_POSTGRES_URL: server.adminUrl, TEST_POSTGRES_LOG: statementLog },
     });
     child.once("error", reject);
     child.once("exit", (status, signal) => resolve(status ?? (signal ? 1 : 0)));

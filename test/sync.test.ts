@@ -49,8 +49,8 @@ for (const backend of backends) {
         { ...bob, enabled: false },
       ]);
       const after = Math.floor(Date.now() / 1000);
-      assert.match(run.stdout, /^created alice$/m);
-      assert.match(run.stdout, /^created bob$/m);
+      assert.match(run.stdout, /^created alice: password, email, email_verified, properties\.name, properties\.age, properties\.groups$/m);
+      assert.match(run.stdout, /^created bob: password, enabled$/m);
       assert.match(run.stdout, /^users: 2 created, 0 updated, 0 unchanged$/m);
 
       const [a, b] = await usersRows(db);
@@ -193,7 +193,7 @@ for (const backend of backends) {
       const before = await usersRows(db);
       const run = await syncOk(db, [{ ...alice, email: null }, bob], "--dry-run");
       assert.match(run.stdout, /^would update alice: email$/m);
-      assert.match(run.stdout, /^would create bob$/m);
+      assert.match(run.stdout, /^would create bob: password$/m);
       assert.match(run.stdout, /^users: 1 to create, 1 to update, 0 unchanged \(dry run: nothing written\)$/m);
       assert.deepEqual(await usersRows(db), before);
     });
@@ -201,7 +201,7 @@ for (const backend of backends) {
     test("--dry-run on an empty database creates no tables", async (t) => {
       const db = await database(t);
       const run = await syncOk(db, [alice], "--dry-run");
-      assert.match(run.stdout, /^would create alice$/m);
+      assert.match(run.stdout, /^would create alice: password, email$/m);
       await assert.rejects(db.query("SELECT * FROM users"));
     });
 
@@ -253,12 +253,23 @@ for (const backend of backends) {
       ]);
     });
 
+    test("several syncs of the same file started at once into an empty database all succeed, one row per user", async (t) => {
+      const db = await database(t);
+      const file = usersFile([alice, bob]);
+      const runs = await Promise.all([1, 2, 3].map(() => runSync(["--file", file, "--database-url", db.url])));
+      for (const run of runs) assert.equal(run.code, 0, run.stderr);
+      assert.equal(runs.filter((r) => /^users: 2 created/m.test(r.stdout)).length, 1);
+      assert.deepEqual((await usersRows(db)).map((r) => r.username), ["alice", "bob"]);
+    });
+
     test("an unreachable database exits 3 and names host and port, never the password", async () => {
       const run = await runSync([
         "--file",
         usersFile([alice]),
         "--database-url",
         backend.unreachableUrl,
+        "--wait",
+        "0",
       ]);
       assert.equal(run.code, 3);
       assert.match(run.stderr, backend.unreachableTarget);
@@ -368,6 +379,63 @@ describe("bad input, on any backend", () => {
       ]
     ) assert.ok(stderr.includes(line), `missing "${line}" in:\n${stderr}`);
     assert.match(stderr, /invalid \(\d+ problems\); nothing was changed/);
+  });
+
+  test("every unknown field of every user is reported, with the top-level ones, in one run", async (t) => {
+    const stderr = await rejected(t, {
+      users: [{ username: " x", password: "p", pasword: "S", emial: "z", enabeld: true }],
+      extra: 1,
+    });
+    for (const line of ["extra: unknown top-level field", "users[0].username: must not start", "users[0].pasword: unknown field", "users[0].emial: unknown field", "users[0].enabeld: unknown field"]) {
+      assert.ok(stderr.includes(line), `missing "${line}" in:\n${stderr}`);
+    }
+  });
+
+  test("text that databases store differently is refused: lone surrogates, control characters in property names", async (t) => {
+    const stderr = await rejected(t, [
+      { username: "a\ud800b", password: "p" },
+      { username: "c", password: "p\udc00" },
+      { username: "d", password: "p", properties: { "k\u0000": 1, "x\ny": 2, "": 3, constructor: 4 } },
+    ]);
+    assert.match(stderr, /users\[0\]\.username: must be valid Unicode text/);
+    assert.match(stderr, /users\[1\]\.password: must be valid Unicode text/);
+    assert.match(stderr, /users\[2\]\.properties\["k\\u0000"\]: property names must be text without control characters/);
+    assert.match(stderr, /users\[2\]\.properties\["x\\ny"\]: property names must be text without control characters/);
+    assert.match(stderr, /users\[2\]\.properties\[""\]: property names must be 1 to 255 characters/);
+    assert.match(stderr, /users\[2\]\.properties\.constructor: the property names __proto__, prototype, constructor are not supported/);
+  });
+
+  test("a property value nested deeper than 32 levels is refused with exit 2, however deep", async (t) => {
+    const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
+    const stderr = await rejected(t, `[{"username": "a", "password": "p", "properties": {"ok": ${deep(32)}, "bad": ${deep(200000)}}}]`);
+    assert.match(stderr, /users\[0\]\.properties\.bad: nested more than 32 levels deep/);
+    assert.doesNotMatch(stderr, /properties\.ok/);
+  });
+
+  test("addresses people use are accepted as emails, broken ones are not", async (t) => {
+    const good = ["o'neil@example.com", "x@xn--bcher-kva.example", "user@localhost", "jos\u00e9@b\u00fccher.de", "a+tag@sub.example.org"];
+    const run = await runSync(["--validate", "--file", usersFile(good.map((email, i) => ({ username: `u${i}`, password: "p", email })))]);
+    assert.equal(run.code, 0, run.stderr);
+    const bad = ["bad@", "@example.com", "a b@example.com", "a..b@example.com", "a@-example.com", "a@example..com", "a@b@c"];
+    const stderr = await rejected(t, bad.map((email, i) => ({ username: `u${i}`, password: "p", email })));
+    for (let i = 0; i < bad.length; i++) assert.ok(stderr.includes(`users[${i}].email: invalid email address`), stderr);
+  });
+
+  test("a PostgreSQL URL without // is refused with exit 2, and no URL password is ever printed", async () => {
+    const file = usersFile([alice]);
+    const noSlashes = await runSync(["--file", file, "-d", "postgres:user:hunter2-secret@127.0.0.1:1/db"]);
+    assert.equal(noSlashes.code, 2);
+    assert.match(noSlashes.stderr, /must start with postgres:\/\//);
+    const malformed = await runSync(["--file", file, "-d", "postgres://user:hunter2/secret-part@127.0.0.1:1/db"]);
+    assert.equal(malformed.code, 2);
+    assert.match(malformed.stderr, /database URL cannot be parsed/);
+    for (const run of [noSlashes, malformed]) assert.doesNotMatch(run.stdout + run.stderr, /hunter2|secret-part/);
+  });
+
+  test("bad usage with --log-format json is reported as JSON", async () => {
+    const run = await runSync(["--log-format", "json", "--bogus"]);
+    assert.equal(run.code, 2);
+    assert.equal(JSON.parse(run.stderr.trim()).level, "error");
   });
 
   test("usernames of 255 characters and passwords of 1024 are accepted", async () => {

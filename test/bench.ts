@@ -1,0 +1,201 @@
+/**
+ * `npm run bench`: measures the sync against baselines run in the same
+ * process, on the same machine, and prints ratios with their goals. Starts
+ * its own PostgreSQL (statements logged, for counting). Not a test: it takes
+ * a few minutes, mostly Argon2 work. Exits 1 when a goal is missed.
+ *
+ * @module
+ */
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { postgres } from "../deps.ts";
+import { argon2Threads } from "../sync.ts";
+import { startPostgres } from "./support/postgres.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const work = mkdtempSync(join(tmpdir(), "user-sync-bench-"));
+const statementLog = join(work, "statements.log");
+const cores = argon2Threads();
+// Every child gets the same thread pool as the tool would size for itself.
+const env = { PATH: process.env.PATH ?? "", UV_THREADPOOL_SIZE: String(cores) };
+
+function usersJson(count: number, passwordOf = (i: number) => `bench-password-${i}`): string {
+  const path = join(work, `users-${count}-${Math.random().toString(36).slice(2)}.json`);
+  const users = Array.from({ length: count }, (_, i) => ({
+    username: `user${String(i).padStart(5, "0")}`,
+    password: passwordOf(i),
+    email: `user${i}@example.com`,
+    properties: { name: `User ${i}` },
+  }));
+  writeFileSync(path, JSON.stringify(users));
+  return path;
+}
+
+/**
+ * Wall-clock milliseconds of one run of a command; fails loudly if it fails.
+ * Asynchronous on purpose: the PostgreSQL server's log reaches this process
+ * through a pipe, and a blocked event loop would stall the server.
+ */
+function timed(args: string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+    child.once("error", reject);
+    child.once("close", (code) => {
+      if (code === 0) resolve(performance.now() - started);
+      else reject(new Error(`${args.slice(0, 3).join(" ")} exited ${code}: ${stderr}`));
+    });
+  });
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+async function repeat(times: number, run: () => Promise<number>): Promise<number> {
+  await run(); // warm the file system cache
+  const samples: number[] = [];
+  for (let i = 0; i < times; i++) samples.push(await run());
+  return median(samples);
+}
+
+const sync = (file: string, url: string, ...more: string[]) => ["sync.ts", "--file", file, "--database-url", url, ...more];
+
+/** A child that only hashes (or verifies) with the tool's own function, no database. */
+function argon2Only(mode: "hash" | "verify", file: string): string[] {
+  const code = `
+    import { readFileSync } from "node:fs";
+    import { argon2Verify } from ${JSON.stringify(join(root, "deps.ts"))};
+    import { hashPassword } from ${JSON.stringify(join(root, "sync.ts"))};
+    const items = JSON.parse(readFileSync(${JSON.stringify(file)}, "utf8"));
+    await Promise.all(items.map((u) => ${
+    mode === "hash" ? "hashPassword(u.password)" : "argon2Verify(u.password_hash, u.password)"
+  }));`;
+  return ["--input-type=module", "-e", code];
+}
+
+const server = await startPostgres({ statementLog });
+const results: { name: string; value: string; goal: string; ok: boolean }[] = [];
+const ratio = (name: string, value: number, goal: number, detail: string) =>
+  results.push({ name, value: `${value.toFixed(2)} (${detail})`, goal: `≤ ${goal}`, ok: value <= goal });
+
+let database = 0;
+async function freshDatabase(): Promise<string> {
+  const name = `bench_${database++}`;
+  const admin = postgres(server.adminUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return server.urlOf(name);
+}
+
+function statementsIn(url: string): number {
+  const name = new URL(url).pathname.slice(1);
+  return readFileSync(statementLog, "utf8").split("\n")
+    .filter((l) => l.startsWith(`${name}|barycenter-user-sync|`) && /LOG: {2}(statement|execute)/.test(l)).length;
+}
+
+try {
+  console.log(`machine: Argon2id m=19456 t=2 p=1, thread pool of ${cores} (the size the tool picks here)\n`);
+  const thousand = usersJson(1000);
+
+  // 1. First sync of 1,000 users ÷ hashing 1,000 passwords with no database. Runs of ~5 s vary by
+  // a few per cent on a shared machine: three of each, alternating, and the medians.
+  const hashRuns: number[] = [];
+  const syncRuns: number[] = [];
+  let url1000 = "";
+  for (let i = 0; i < 3; i++) {
+    hashRuns.push(await timed(argon2Only("hash", thousand)));
+    url1000 = await freshDatabase();
+    syncRuns.push(await timed(sync(thousand, url1000)));
+  }
+  const [hashOnly, firstSync] = [median(hashRuns), median(syncRuns)];
+  const createStatements = statementsIn(url1000);
+  ratio("first sync of 1,000 ÷ hashing 1,000", firstSync / hashOnly, 1.15, `${firstSync.toFixed(0)} ms ÷ ${hashOnly.toFixed(0)} ms, medians of 3`);
+
+  // 2. No-change re-sync of 1,000 users ÷ of 1 user.
+  const url1 = await freshDatabase();
+  const one = usersJson(1);
+  await timed(sync(one, url1));
+  await timed(sync(one, url1));
+  let before = statementsIn(url1000);
+  const noChange1000 = await repeat(7, () => timed(sync(thousand, url1000)));
+  const noChangeStatements = (statementsIn(url1000) - before) / 8;
+  const noChange1 = await repeat(7, () => timed(sync(one, url1)));
+  ratio("no-change re-sync: 1,000 ÷ 1 user", noChange1000 / noChange1, 1.5, `${noChange1000.toFixed(0)} ms ÷ ${noChange1.toFixed(0)} ms, medians of 7`);
+
+  // 3. One password changed among 1,000 ÷ verifying 1,000 with no database.
+  const sql = postgres(url1000, { max: 1 });
+  const stored = await sql`SELECT username, password_hash FROM users ORDER BY username`;
+  await sql.end();
+  const pairs = join(work, "pairs.json");
+  writeFileSync(pairs, JSON.stringify(stored.map((r, i) => ({ password: `bench-password-${i}`, password_hash: r.password_hash }))));
+  const verifyRuns: number[] = [];
+  const changedRuns: number[] = [];
+  let changeStatements = 0;
+  for (let i = 0; i < 3; i++) {
+    verifyRuns.push(await timed(argon2Only("verify", pairs)));
+    // Alternate which password differs, so that every run really has one change to make.
+    const changed = usersJson(1000, (n) => (n === 500 ? `changed-password-${i}` : `bench-password-${n}`));
+    before = statementsIn(url1000);
+    changedRuns.push(await timed(sync(changed, url1000)));
+    changeStatements = statementsIn(url1000) - before;
+  }
+  const [verifyOnly, oneChanged] = [median(verifyRuns), median(changedRuns)];
+  ratio("one password changed among 1,000 ÷ verifying 1,000", oneChanged / verifyOnly, 1.15, `${oneChanged.toFixed(0)} ms ÷ ${verifyOnly.toFixed(0)} ms, medians of 3`);
+
+  // 4. Start-up: the bundle validating one user ÷ an empty node. (The bundle also serves case 5.)
+  const dist = join(work, "dist");
+  await timed(["build.mjs", "--outdir", dist]);
+  const validate = await repeat(15, () => timed([join(dist, "sync.mjs"), "--validate", "--file", one]));
+  const bare = await repeat(15, () => timed(["-e", "0"]));
+  ratio("node dist/sync.mjs --validate (1 user) ÷ node -e 0", validate / bare, 3, `${validate.toFixed(0)} ms ÷ ${bare.toFixed(0)} ms, medians of 15`);
+
+  // 5. Peak memory of a 10,000-user first sync, measured by the child itself, run as the image
+  // runs it: the bundle, with the Node.js flags of the Dockerfile's ENTRYPOINT.
+  const entrypoint: string[] = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))![1]);
+  const imageFlags = entrypoint.slice(1, -1);
+  const rssFile = join(work, "rss.txt");
+  const preload = join(work, "rss.mjs");
+  writeFileSync(preload, `import { writeFileSync } from "node:fs";
+process.on("exit", () => writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)));\n`);
+  const tenThousandFile = usersJson(10_000);
+  const tenThousandUrl = await freshDatabase();
+  const tenThousand = await timed([
+    ...imageFlags,
+    "--import",
+    preload,
+    join(dist, "sync.mjs"),
+    "--file",
+    tenThousandFile,
+    "--database-url",
+    tenThousandUrl,
+  ]);
+  const peakMiB = Number(readFileSync(rssFile, "utf8")) / 1024;
+  results.push({
+    name: `peak memory (max RSS) of a 10,000-user first sync (node ${imageFlags.join(" ")} dist/sync.mjs)`,
+    value: `${peakMiB.toFixed(0)} MiB (${(tenThousand / 1000).toFixed(0)} s)`,
+    goal: "< 128 MiB",
+    ok: peakMiB < 128,
+  });
+
+  results.push({
+    name: "SQL statements: first sync / no-change / one change (1,000 users)",
+    value: `${createStatements} / ${noChangeStatements} / ${changeStatements}`,
+    goal: "constant",
+    ok: true,
+  });
+
+  const width = Math.max(...results.map((r) => r.name.length));
+  console.log(`${"case".padEnd(width)}  measured                                    goal`);
+  for (const r of results) console.log(`${r.name.padEnd(width)}  ${r.value.padEnd(42)}  ${r.goal}${r.ok ? "" : "  MISSED"}`);
+  if (results.some((r) => !r.ok)) process.exitCode = 1;
+} finally {
+  await server.stop();
+}

@@ -1,0 +1,466 @@
+/**
+ * Real clusters: a database that is not up yet, parallel pods, kills, and
+ * hostile input. Each behaviour runs on every backend where it applies.
+ */
+
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createConnection, createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test, type TestContext } from "node:test";
+import { postgres } from "../deps.ts";
+import { InputError, parseUsersJson, validateUsers } from "../sync.ts";
+import {
+  type Backend,
+  backends,
+  postgresBackend,
+  runSync,
+  SYNC,
+  startSync,
+  type TestDatabase,
+  usersFile,
+  usersRows,
+} from "./support/helpers.ts";
+
+const alice = { username: "alice", password: "alice-first-passphrase", email: "alice@example.com" };
+const bob = { username: "bob", password: "bob-first-passphrase" };
+
+function manyUsers(count: number) {
+  return Array.from({ length: count }, (_, i) => ({ username: `user${i}`, password: `password-${i}` }));
+}
+
+async function database(t: TestContext, backend: Backend): Promise<TestDatabase> {
+  const db = await backend.create();
+  t.after(() => db.close());
+  return db;
+}
+
+/** Rows of `users`, or none when the table does not exist (a rolled-back first run). */
+async function usersOrNone(db: TestDatabase) {
+  return await usersRows(db).catch(() => []);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+for (const backend of backends) {
+  describe(`kills and faults on ${backend.name}`, () => {
+    for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+      test(`${signal} in the middle of hashing rolls back, exits ${code}; the next run completes`, async (t) => {
+        const db = await database(t, backend);
+        const file = usersFile(manyUsers(400));
+        const running = startSync(["--file", file, "--database-url", db.url]);
+        await sleep(1200);
+        running.child.kill(signal);
+        const run = await running.result;
+        assert.equal(run.code, code, run.stderr);
+        assert.match(run.stderr, new RegExp(`received ${signal}: rolling back; nothing was changed`));
+        assert.deepEqual(await usersOrNone(db), []);
+        const again = await runSync(["--file", file, "--database-url", db.url]);
+        assert.equal(again.code, 0, again.stderr);
+        assert.match(again.stdout, /^users: 400 created, 0 updated, 0 unchanged$/m);
+      });
+    }
+  });
+}
+
+describe("kills and faults on postgres", () => {
+  test("the connection killed in the middle of the write phase leaves the database as before; the next run completes", async (t) => {
+    const db = await database(t, postgresBackend);
+    assert.equal((await runSync(["--file", usersFile([alice]), "--database-url", db.url])).code, 0);
+    const before = await usersRows(db);
+    // Holds the write phase open long enough to be killed from a second session.
+    await db.query(`
+      CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.username = 'slow' THEN PERFORM pg_sleep(5); END IF; RETURN NEW; END $$;
+      CREATE TRIGGER slow_user BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`);
+    const file = usersFile([{ ...alice, password: "alice-second-passphrase" }, { username: "slow", password: "x" }, bob]);
+    const running = startSync(["--file", file, "--database-url", db.url]);
+    let killed = 0;
+    for (let i = 0; i < 100 && killed === 0; i++) {
+      await sleep(100);
+      const [row] = await db.query(`
+        SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+        WHERE application_name = 'barycenter-user-sync' AND query LIKE '%INSERT INTO users%' AND state = 'active'`);
+      killed = Number(row.n);
+    }
+    assert.equal(killed, 1, "the sync never reached its write phase");
+    const run = await running.result;
+    assert.equal(run.code, 3, run.stderr);
+    assert.deepEqual(await usersRows(db), before);
+    await db.query("DROP TRIGGER slow_user ON users");
+    const again = await runSync(["--file", file, "--database-url", db.url]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^users: 2 created, 1 updated, 0 unchanged$/m);
+  });
+
+  test("a statement longer than --statement-timeout is cancelled: exit 3, nothing changed", async (t) => {
+    const db = await database(t, postgresBackend);
+    assert.equal((await runSync(["--file", usersFile([alice]), "--database-url", db.url])).code, 0);
+    const before = await usersRows(db);
+    await db.query(`
+      CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(5); RETURN NEW; END $$;
+      CREATE TRIGGER slow_user BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`);
+    const started = Date.now();
+    const run = await runSync(["--file", usersFile([alice, bob]), "--database-url", db.url, "--statement-timeout", "1"]);
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, /statement timeout/);
+    assert.ok(Date.now() - started < 4500, "the statement was not cut short");
+    assert.deepEqual(await usersRows(db), before);
+  });
+});
+
+describe("waiting for the database", () => {
+  /** A free local port with nothing listening on it yet. */
+  async function freePort(): Promise<number> {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    const { port } = probe.address() as { port: number };
+    await new Promise((resolve) => probe.close(resolve));
+    return port;
+  }
+
+  /** Forwards a local port to the test server, as a database that has just come up. */
+  function proxy(t: TestContext, port: number, target: URL): Server {
+    const server = createServer((client) => {
+      const upstream = createConnection(Number(target.port), target.hostname);
+      client.pipe(upstream).pipe(client);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+    });
+    server.listen(port, "127.0.0.1");
+    t.after(() => server.close());
+    return server;
+  }
+
+  test("a database that comes up after the sync starts is waited for, each attempt logged in one line", async (t) => {
+    const db = await database(t, postgresBackend);
+    const port = await freePort();
+    const url = new URL(db.url);
+    const late = new URL(db.url);
+    late.port = String(port);
+    const running = startSync(["--file", usersFile([alice]), "--database-url", late.href, "--wait", "20"]);
+    await sleep(1500);
+    proxy(t, port, url);
+    const run = await running.result;
+    assert.equal(run.code, 0, run.stderr);
+    const attempts = run.stderr.split("\n").filter((line) => /not reachable yet \(attempt \d+: .*ECONNREFUSED/.test(line));
+    assert.ok(attempts.length >= 2, run.stderr);
+    assert.match(run.stdout, /^users: 1 created/m);
+    assert.doesNotMatch(run.stderr, /test-only-not-a-secret/);
+  });
+
+  test("--wait runs out: exit 3 naming host and port and the last error, never the password", async () => {
+    const port = await freePort();
+    const started = Date.now();
+    const run = await runSync([
+      "--file",
+      usersFile([alice]),
+      "--database-url",
+      `postgres://sync:url-password-do-not-print@127.0.0.1:${port}/barycenter`,
+      "--wait",
+      "2",
+    ]);
+    assert.equal(run.code, 3);
+    assert.ok(Date.now() - started >= 1500, "gave up before --wait ran out");
+    assert.match(run.stderr, new RegExp(`cannot connect to PostgreSQL at 127\\.0\\.0\\.1:${port}/barycenter after \\d+ attempts.*ECONNREFUSED`));
+    assert.doesNotMatch(run.stdout + run.stderr, /url-password-do-not-print/);
+  });
+
+  test("a name that does not resolve is retried like a refused connection", async () => {
+    const run = await runSync([
+      "--file",
+      usersFile([alice]),
+      "--database-url",
+      "postgres://sync:pw-do-not-print@db.nonexistent.invalid:5432/barycenter",
+      "--wait",
+      "1",
+    ]);
+    assert.equal(run.code, 3);
+    assert.match(run.stderr, /not reachable yet \(attempt 1: .*(ENOTFOUND|EAI_AGAIN)/);
+    assert.doesNotMatch(run.stdout + run.stderr, /pw-do-not-print/);
+  });
+
+  test("a wrong password or an unknown database is not retried: exit 3 at once with the reason", async (t) => {
+    const db = await database(t, postgresBackend);
+    const wrongPassword = new URL(db.url);
+    wrongPassword.password = "wrong-password-do-not-print";
+    const unknownDatabase = new URL(db.url);
+    unknownDatabase.pathname = "/no_such_database";
+    for (const [url, reason] of [[wrongPassword, /password authentication failed/], [unknownDatabase, /does not exist/]] as const) {
+      const started = Date.now();
+      const run = await runSync(["--file", usersFile([alice]), "--database-url", url.href, "--wait", "30"]);
+      assert.equal(run.code, 3, run.stderr);
+      assert.ok(Date.now() - started < 5000, "it waited for a failure that waiting cannot cure");
+      assert.match(run.stderr, reason);
+      assert.doesNotMatch(run.stderr, /not reachable yet/);
+      assert.doesNotMatch(run.stdout + run.stderr, /wrong-password-do-not-print/);
+    }
+  });
+});
+
+describe("concurrency on sqlite", () => {
+  test("a second writer waits for the busy timeout (--wait), then fails clearly with exit 3", async (t) => {
+    const sqlite = backends.find((b) => b.name === "sqlite")!;
+    const db = await database(t, sqlite);
+    assert.equal((await runSync(["--file", usersFile([alice]), "--database-url", db.url])).code, 0);
+    const path = db.url.replace(/^sqlite:\/\//, "").replace(/\?.*$/, "");
+    const { DatabaseSync } = await import("node:sqlite");
+    const holder = new DatabaseSync(path);
+    holder.exec("BEGIN IMMEDIATE");
+    t.after(() => holder.close());
+    const started = Date.now();
+    const run = await runSync(["--file", usersFile([alice, bob]), "--database-url", db.url, "--wait", "1"]);
+    holder.exec("ROLLBACK");
+    assert.equal(run.code, 3, run.stderr);
+    assert.ok(Date.now() - started >= 1000, "it did not wait");
+    assert.match(run.stderr, /stayed locked by another writer .* for 1 s \(--wait\)/);
+    assert.deepEqual((await usersRows(db)).map((r) => r.username), ["alice"]);
+  });
+});
+
+describe("hostile and broken input", () => {
+  async function rejected(content: string | Uint8Array, ...args: string[]): Promise<string> {
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-hostile-"));
+    const file = join(dir, "users.json");
+    writeFileSync(file, content);
+    const run = await runSync(["--validate", "--file", file, ...args]);
+    assert.equal(run.code, 2, `expected exit 2: ${run.stdout}${run.stderr}`);
+    assert.doesNotMatch(run.stderr, /\n\s+at /, "printed a stack trace");
+    return run.stderr;
+  }
+
+  test("a file over --max-file-size (default 16 MiB) is refused before it is parsed", async () => {
+    const big = JSON.stringify([{ username: "a", password: "p", properties: { pad: "x".repeat(17 * 1024 * 1024) } }]);
+    assert.match(await rejected(big), /larger than 16\.0 MiB; .*--max-file-size/);
+    assert.match(await rejected(JSON.stringify([alice]) + " ".repeat(2 * 1024 * 1024), "--max-file-size", "1"), /larger than 1\.0 MiB/);
+  });
+
+  test("more than 100,000 users are refused", async () => {
+    const users = Array.from({ length: 100_001 }, (_, i) => ({ username: `u${i}`, password: "p" }));
+    assert.match(await rejected(JSON.stringify(users)), /100001 users, more than the 100000 one file may hold/);
+  });
+
+  test("a directory, an empty file and a file that is not UTF-8 each get their own message", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-dir-"));
+    const asDir = await runSync(["--validate", "--file", dir]);
+    assert.equal(asDir.code, 2);
+    assert.match(asDir.stderr, /it is a directory, not a file/);
+    assert.match(await rejected(""), /is empty; it must hold a JSON array of users/);
+    assert.match(await rejected("  \n"), /is empty/);
+    assert.match(await rejected(new Uint8Array([0x5b, 0xff, 0xfe, 0x5d])), /is not UTF-8 text; save it as UTF-8/);
+  });
+
+  test("an unreadable file exits 2 with permission denied", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-perm-"));
+    chmodSync(dir, 0o755);
+    const file = join(dir, "users.json");
+    writeFileSync(file, JSON.stringify([alice]));
+    chmodSync(file, 0o000);
+    const { spawnSync } = await import("node:child_process");
+    // Root reads anything; run the tool as an unprivileged user, as the chart's pod does.
+    const asRoot = process.getuid?.() === 0;
+    if (asRoot) {
+      mkdirSync(join(dir, "home"));
+    }
+    const result = spawnSync(process.execPath, [SYNC, "--validate", "--file", file], {
+      encoding: "utf8",
+      env: { PATH: process.env.PATH ?? "" },
+      ...(asRoot ? { uid: 65534, gid: 65534, cwd: dir } : {}),
+    });
+    if (result.error || /EACCES.*sync\.ts|Cannot find module/.test(result.stderr)) {
+      t.skip("this checkout is not readable by an unprivileged user");
+      return;
+    }
+    assert.equal(result.status, 2, result.stderr);
+    assert.match(result.stderr, /permission denied; make the file readable by this user/);
+  });
+
+  test("a byte order mark is ignored", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-bom-"));
+    const file = join(dir, "users.json");
+    writeFileSync(file, "\ufeff" + JSON.stringify([alice]));
+    const run = await runSync(["--validate", "--file", file]);
+    assert.equal(run.code, 0, run.stderr);
+  });
+
+  test("__proto__ keys are refused wherever they stand", async () => {
+    const stderr = await rejected(
+      '{"__proto__": {"x": 1}, "users": [{"username": "a", "password": "p", "__proto__": {"enabled": false}, ' +
+        '"properties": {"__proto__": {"polluted": true}}}]}',
+    );
+    assert.match(stderr, /__proto__: unknown top-level field/);
+    assert.match(stderr, /users\[0\]\.__proto__: unknown field/);
+    assert.match(stderr, /users\[0\]\.properties\.__proto__: the property names __proto__, prototype, constructor are not supported/);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+
+  test("a key given twice in one object is refused with its line and column", async () => {
+    const stderr = await rejected('[\n  {"username": "a", "password": "first",\n   "password": "second"}\n]');
+    assert.match(stderr, /line 3, column 4: key "password" appears twice in one object/);
+    assert.doesNotMatch(stderr, /first|second/);
+  });
+
+  test("usernames that differ only in case or Unicode normalisation are refused as look-alikes", async () => {
+    const stderr = await rejected(JSON.stringify([
+      { username: "Alice", password: "p" },
+      { username: "alice", password: "p" },
+      { username: "Jos\u00e9", password: "p" },
+      { username: "Jose\u0301", password: "p" },
+    ]));
+    assert.match(stderr, /users\[1\]\.username: differs from users\[0\]\.username only in letter case or Unicode normalisation/);
+    assert.match(stderr, /users\[3\]\.username: differs from users\[2\]\.username only in letter case or Unicode normalisation/);
+  });
+});
+
+describe("fuzzing the input", () => {
+  const secret = "Fuzz-Secret-\u2603-42";
+  const valid = JSON.stringify({
+    users: [
+      { username: "alice", password: secret, email: "alice@example.com", enabled: true, properties: { name: "A", n: [1, { x: null }] } },
+      { username: "bob", password: secret, email_verified: false },
+    ],
+  }, null, 2);
+
+  /** A small deterministic generator, so a failure can be replayed. */
+  function random(seed: number) {
+    let state = seed >>> 0;
+    return (n: number) => {
+      state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+      return state % n;
+    };
+  }
+
+  const pieces = ["{", "}", "[", "]", ",", ":", '"', "\\", "null", "true", "1e999", "-0", "\u0000", "\ud800", '"__proto__"', "\n", " "];
+
+  function mutate(text: string, rand: (n: number) => number): string {
+    let out = text;
+    for (let k = 0, edits = 1 + rand(4); k < edits; k++) {
+      const at = rand(out.length + 1);
+      switch (rand(4)) {
+        case 0:
+          out = out.slice(0, at) + out.slice(at + 1 + rand(8));
+          break;
+        case 1:
+          out = out.slice(0, at) + pieces[rand(pieces.length)] + out.slice(at);
+          break;
+        case 2:
+          out = out.slice(0, at) + String.fromCharCode(rand(0x250)) + out.slice(at + 1);
+          break;
+        default: {
+          const from = rand(out.length);
+          out = out.slice(0, at) + out.slice(from, from + rand(40)) + out.slice(at);
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Files each broken on purpose in one known way: they must all be refused. */
+  function brokenOnPurpose(rand: (n: number) => number): unknown {
+    const users: Record<string, unknown>[] = JSON.parse(valid).users;
+    const user = users[rand(users.length)];
+    const breakers: (() => void)[] = [
+      () => (user.password = [null, 5, "", {}, [], true][rand(6)]),
+      () => (user.username = [null, 5, "", " x", "a\u0001", "x".repeat(256), "\udc00"][rand(7)]),
+      () => (user.email = ["no-at", 5, "a@", "@b", {}][rand(5)]),
+      () => (user[["pasword", "emial", "role", "id"][rand(4)]] = secret),
+      () => (user.enabled = ["yes", 1, null][rand(3)]),
+      () => (user.properties = [[], "x", 5, null][rand(4)]),
+      () => delete user[["username", "password"][rand(2)]],
+      () => users.push({ ...users[0] }),
+    ];
+    breakers[rand(breakers.length)]();
+    return rand(2) === 0 ? users : { users };
+  }
+
+  test("500 mutated files: the pipeline either accepts or refuses with InputError, never crashes or leaks", () => {
+    const rand = random(20261127);
+    for (let i = 0; i < 500; i++) {
+      const text = mutate(valid, rand);
+      try {
+        validateUsers(parseUsersJson(text));
+      } catch (error) {
+        assert.ok(error instanceof InputError, `case ${i}: ${(error as Error)?.stack}`);
+        const printed = error.message + error.problems.join("\n");
+        assert.ok(!printed.includes(secret) && !printed.includes("Fuzz-Secret"), `case ${i} printed the password`);
+      }
+    }
+  });
+
+  test("300 files broken on purpose are all refused, without the password in any message", () => {
+    const rand = random(7);
+    for (let i = 0; i < 300; i++) {
+      const data = brokenOnPurpose(rand);
+      assert.throws(() => validateUsers(data), (error: InputError) => {
+        assert.ok(error instanceof InputError, String(error));
+        assert.ok(!(error.message + error.problems.join("\n")).includes("Fuzz-Secret"), `case ${i} printed the password`);
+        return true;
+      }, `case ${i} was accepted: ${JSON.stringify(data).replaceAll(secret, "…")}`);
+    }
+  });
+
+  test("the CLI on 40 mutated files: exit 0 or 2, exit 2 whenever JSON.parse fails, no stack trace, no password", async () => {
+    const rand = random(42);
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-fuzz-"));
+    for (let i = 0; i < 40; i++) {
+      const text = mutate(valid, rand);
+      const file = join(dir, `case-${i}.json`);
+      writeFileSync(file, text);
+      const run = await runSync(["--validate", "--file", file]);
+      let parses = true;
+      try {
+        JSON.parse(text.replace(/^\ufeff/, ""));
+      } catch {
+        parses = false;
+      }
+      assert.ok(run.code === 0 || run.code === 2, `case ${i}: exit ${run.code}\n${run.stderr}`);
+      if (!parses) assert.equal(run.code, 2, `case ${i}: invalid JSON accepted`);
+      assert.doesNotMatch(run.stderr, /\n\s+at /, `case ${i}: stack trace`);
+      assert.ok(!(run.stdout + run.stderr).includes("Fuzz-Secret"), `case ${i} printed the password`);
+    }
+  });
+});
+
+describe("secrets on every failure path", () => {
+  test("a distinctive password appears in no output of any failure, and nowhere in the database as plaintext", async (t) => {
+    const secret = "Distinctive-\u2603-Passw0rd-7781";
+    const db = await database(t, postgresBackend);
+    const admin = postgres(db.url, { max: 1, onnotice: () => {} });
+    t.after(() => admin.end());
+    const file = (content: unknown) => usersFile(content);
+    const runs = [
+      await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", db.url]),
+      await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", db.url, "--dry-run"]),
+      await runSync(["--file", file(`[{"username": "a", "password": "${secret}", "password": "${secret}"}]`), "--validate"]),
+      await runSync(["--file", file(`[{"username": "a", "password": "${secret}"`), "--validate"]),
+      await runSync(["--file", file(`[{"username": "a", "password": ${secret}}]`), "--validate"]),
+      await runSync(["--file", file([{ username: "a", password: secret, pass: secret }]), "--validate"]),
+      await runSync(["--file", file([{ username: secret, password: 5 }]), "--validate", "--log-format", "json"]),
+      await runSync(["--file", file([{ username: "a", password: secret }]), "--validate", "--max-file-size", "0.00001"]),
+      await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", `postgres://u:${encodeURIComponent(secret)}@127.0.0.1:1/db`, "--wait", "1"]),
+      await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", db.url.replace(/:[^:@/]+@/, `:${encodeURIComponent(secret)}@`)]),
+    ];
+    await admin.unsafe(`
+      CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;
+      CREATE TRIGGER slow_user BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`).simple();
+    runs.push(await runSync(["--file", file([{ username: "a", password: `${secret}-2` }]), "--database-url", db.url, "--statement-timeout", "1"]));
+    const killed = startSync(["--file", file([{ username: "a", password: `${secret}-3` }]), "--database-url", db.url]);
+    await sleep(800);
+    killed.child.kill("SIGTERM");
+    runs.push(await killed.result);
+
+    assert.equal(runs[0].code, 0, runs[0].stderr);
+    assert.ok(runs.slice(2).every((r) => r.code !== 0), "a failure path exited 0");
+    const hashes = (await admin`SELECT password_hash FROM users`).map((r) => String(r.password_hash));
+    for (const [i, run] of runs.entries()) {
+      const printed = run.stdout + run.stderr;
+      for (const needle of ["Distinctive", encodeURIComponent(secret), ...hashes]) {
+        assert.ok(!printed.includes(needle), `run ${i} printed a secret:\n${printed}`);
+      }
+    }
+    const dump = JSON.stringify([...await admin`SELECT * FROM users`, ...await admin`SELECT * FROM properties`, ...await admin`SELECT * FROM user_sync_state`]);
+    assert.ok(!dump.includes("Distinctive"), "the database holds a plaintext password");
+  });
+});

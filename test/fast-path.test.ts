@@ -1,0 +1,197 @@
+/**
+ * The no-change fast path, and the constant number of statements: a re-sync
+ * that changes nothing costs one Argon2 verification, never skips a real
+ * change, and sends the same statements for 10 users as for 1,000.
+ */
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, test, type TestContext } from "node:test";
+import { argon2Verify } from "../deps.ts";
+import {
+  canonicalPairs,
+  hashPassword,
+  openStore,
+  passwordHashesDigest,
+  type Store,
+  type StoreTransaction,
+  syncUsers,
+  type UserSpec,
+  validateUsers,
+} from "../sync.ts";
+import { backends, runSync, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+
+const alice = { username: "alice", password: "alice-passphrase", email: "alice@example.com" };
+const bob = { username: "bob", password: "bob-passphrase", email: "bob@example.com" };
+
+function manyUsers(count: number): UserSpec[] {
+  return Array.from({ length: count }, (_, i) => ({
+    username: `user${String(i).padStart(5, "0")}`,
+    password: `password-${i}`,
+    email: `user${i}@example.com`,
+    properties: { name: `User ${i}` },
+  }));
+}
+
+for (const backend of backends) {
+  describe(`fast path on ${backend.name}`, () => {
+    async function database(t: TestContext): Promise<TestDatabase> {
+      const db = await backend.create();
+      t.after(() => db.close());
+      return db;
+    }
+
+    /** Syncs and returns the printed user lines and the JSON summary. */
+    async function sync(db: TestDatabase, users: unknown) {
+      const run = await runSync(["--file", usersFile(users), "--database-url", db.url, "--log-format", "json"]);
+      assert.equal(run.code, 0, run.stderr);
+      const lines = run.stdout.trim().split("\n").map((line) => JSON.parse(line));
+      return { users: lines.filter((l) => l.user), summary: lines.find((l) => l.summary) };
+    }
+
+    test("a re-sync with nothing changed proves every password from the stored state", async (t) => {
+      const db = await database(t);
+      assert.equal((await sync(db, [alice, bob])).summary.fast_path, false);
+      const again = await sync(db, [alice, bob]);
+      assert.equal(again.summary.fast_path, true);
+      assert.equal(again.summary.unchanged, 2);
+    });
+
+    test("a password changed in the file is corrected on the next run", async (t) => {
+      const db = await database(t);
+      await sync(db, [alice, bob]);
+      await sync(db, [alice, bob]);
+      const changed = await sync(db, [{ ...alice, password: "alice-new-passphrase" }, bob]);
+      assert.equal(changed.summary.fast_path, false);
+      assert.deepEqual(changed.users.map((u) => [u.user, u.changes]), [["alice", ["password"]]]);
+      const [row] = await usersRows(db);
+      assert.equal(await argon2Verify(String(row.password_hash), "alice-new-passphrase"), true);
+      const after = await sync(db, [{ ...alice, password: "alice-new-passphrase" }, bob]);
+      assert.equal(after.summary.fast_path, true);
+      assert.equal(after.summary.unchanged, 2);
+    });
+
+    test("a password changed directly in the database is corrected on the next run", async (t) => {
+      const db = await database(t);
+      await sync(db, [alice, bob]);
+      await sync(db, [alice, bob]);
+      // As if an administrator had changed it in Barycenter: a valid hash of another password.
+      const other = await hashPassword("set-in-barycenter");
+      await db.query(`UPDATE users SET password_hash = '${other}' WHERE username = 'alice'`);
+      const run = await sync(db, [alice, bob]);
+      assert.equal(run.summary.fast_path, false);
+      assert.deepEqual(run.users.map((u) => [u.user, u.changes]), [["alice", ["password"]]]);
+      const [row] = await usersRows(db);
+      assert.equal(await argon2Verify(String(row.password_hash), alice.password), true);
+    });
+
+    test("an email changed directly in the database is corrected on the next run, still on the fast path", async (t) => {
+      const db = await database(t);
+      await sync(db, [alice, bob]);
+      await sync(db, [alice, bob]);
+      await db.query("UPDATE users SET email = 'mallory@example.com' WHERE username = 'alice'");
+      const run = await sync(db, [alice, bob]);
+      assert.equal(run.summary.fast_path, true);
+      assert.deepEqual(run.users.map((u) => [u.user, u.changes]), [["alice", ["email"]]]);
+      assert.equal((await usersRows(db))[0].email, alice.email);
+    });
+
+    test("a user deleted from the database, or added to the file, is created", async (t) => {
+      const db = await database(t);
+      await sync(db, [alice, bob]);
+      await db.query("DELETE FROM users WHERE username = 'bob'");
+      const recreated = await sync(db, [alice, bob]);
+      assert.deepEqual(recreated.users.map((u) => [u.user, u.action]), [["bob", "create"]]);
+      const added = await sync(db, [alice, bob, { username: "carol", password: "carol-passphrase" }]);
+      assert.deepEqual(added.users.map((u) => [u.user, u.action]), [["carol", "create"]]);
+    });
+
+    test("the state holds an Argon2id hash no single password opens, and a digest of the stored hashes", async (t) => {
+      const db = await database(t);
+      await sync(db, [alice, bob]);
+      const [state] = await db.query("SELECT * FROM user_sync_state");
+      assert.match(String(state.pairs_hash), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+      for (const password of [alice.password, bob.password]) {
+        assert.equal(await argon2Verify(String(state.pairs_hash), password), false);
+      }
+      const specs = validateUsers([alice, bob]);
+      assert.equal(await argon2Verify(String(state.pairs_hash), canonicalPairs(specs)), true);
+      const rows = (await usersRows(db)).map((r) => ({ username: String(r.username), password_hash: String(r.password_hash) }));
+      assert.equal(state.hashes_digest, passwordHashesDigest(rows));
+      assert.ok(!JSON.stringify(state).includes("passphrase"));
+    });
+  });
+}
+
+describe("statements per run do not grow with the number of users", () => {
+  test("PostgreSQL: the statement log shows the same statements for 10 and for 1,000 users", async (t) => {
+    const postgres = backends.find((b) => b.name === "postgres")!;
+    const log = process.env.TEST_POSTGRES_LOG;
+    assert.ok(log, "TEST_POSTGRES_LOG is not set: run the tests with `npm test`");
+    /** Statements the tool sent to this database so far, as logged by the server. */
+    const statements = (db: TestDatabase) => {
+      const name = new URL(db.url).pathname.slice(1);
+      return readFileSync(log, "utf8").split("\n")
+        .filter((line) => line.startsWith(`${name}|barycenter-user-sync|`) && /LOG: {2}(statement|execute)/.test(line));
+    };
+    const counts: Record<string, number[]> = {};
+    for (const size of [10, 1000]) {
+      const db = await postgres.create();
+      t.after(() => db.close());
+      const file = usersFile(manyUsers(size));
+      const perRun: number[] = [];
+      for (const _ of ["create", "no change"]) {
+        const before = statements(db).length;
+        const run = await runSync(["--file", file, "--database-url", db.url]);
+        assert.equal(run.code, 0, run.stderr);
+        await new Promise((resolve) => setTimeout(resolve, 200)); // let the server flush its log
+        perRun.push(statements(db).length - before);
+      }
+      counts[size] = perRun;
+    }
+    t.diagnostic(`statements (create, no change): 10 users ${counts[10]}, 1000 users ${counts[1000]}`);
+    assert.deepEqual(counts[1000], counts[10]);
+    assert.ok(counts[10][0] <= 13 && counts[10][1] <= 7, `too many statements: ${counts[10]}`);
+  });
+
+  test("SQLite: the backend interface is called the same number of times for 10 and for 1,000 users", async (t) => {
+    const sqlite = backends.find((b) => b.name === "sqlite")!;
+    const counts: Record<string, number[]> = {};
+    for (const size of [10, 1000]) {
+      const db = await sqlite.create();
+      t.after(() => db.close());
+      const specs = manyUsers(size);
+      const perRun: number[] = [];
+      for (const _ of ["create", "no change"]) {
+        const { store, calls } = countingStore(openStore(db.url));
+        await syncUsers(store, specs, { dryRun: false });
+        await store.close();
+        perRun.push(calls());
+      }
+      counts[size] = perRun;
+    }
+    t.diagnostic(`interface calls (create, no change): 10 users ${counts[10]}, 1000 users ${counts[1000]}`);
+    assert.deepEqual(counts[1000], counts[10]);
+  });
+});
+
+/** Wraps a store so that every call of a transaction's operation is counted. */
+function countingStore(inner: Store): { store: Store; calls: () => number } {
+  let calls = 0;
+  const store: Store = {
+    transaction: (work, mode) =>
+      inner.transaction((tx) =>
+        work(new Proxy(tx, {
+          get(target, key) {
+            const value = Reflect.get(target, key);
+            if (typeof value !== "function") return value;
+            return (...args: unknown[]) => {
+              calls++;
+              return (value as (...a: unknown[]) => unknown).apply(target, args);
+            };
+          },
+        }) as StoreTransaction), mode),
+    close: () => inner.close(),
+  };
+  return { store, calls: () => calls };
+}
