@@ -9,6 +9,11 @@
  *   node build.mjs --target linux-arm64     # another one (also: linux-amd64, linux-x64)
  *   node build.mjs --target linux-x64,linux-arm64
  *   node build.mjs --outdir /tmp/out        # somewhere other than dist/
+ *   node build.mjs --schema /tmp/s.json     # users.schema.json somewhere other than beside this file
+ *
+ * It also writes users.schema.json, the JSON Schema of a users file, from the
+ * valibot schema in sync.ts, for editors; it is committed, and a test checks
+ * that it is current.
  *
  * An addon whose package npm did not install (another CPU's) is fetched with
  * `npm pack` at the version @node-rs/argon2 pins, from the configured registry.
@@ -21,7 +26,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { toJsonSchema } from "@valibot/to-json-schema";
 import * as esbuild from "esbuild";
+import { PASSWORD_ONE_OF, USER_JSON_SCHEMA_CONSTRAINTS, UserSchema, UsersFileSchema } from "./sync.ts";
 
 const root = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -33,7 +40,9 @@ const BUNDLE_BUDGET_BYTES = 150 * 1000;
 const TARGETS = { "linux-x64": "linux-x64-gnu", "linux-arm64": "linux-arm64-gnu" };
 const ALIASES = { "linux-amd64": "linux-x64", "linux-aarch64": "linux-arm64" };
 
-const { values } = parseArgs({ options: { target: { type: "string" }, outdir: { type: "string" } } });
+const { values } = parseArgs({
+  options: { target: { type: "string" }, outdir: { type: "string" }, schema: { type: "string" } },
+});
 const dist = values.outdir ?? join(root, "dist");
 const targets = (values.target ?? `${process.platform}-${process.arch}`)
   .split(",")
@@ -44,6 +53,8 @@ for (const target of targets) {
     process.exit(2);
   }
 }
+
+writeFileSync(values.schema ?? join(root, "users.schema.json"), JSON.stringify(usersJsonSchema(), null, 2) + "\n");
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist);
@@ -106,6 +117,36 @@ const bundleSize = statSync(join(dist, "sync.mjs")).size;
 if (bundleSize > BUNDLE_BUDGET_BYTES) {
   console.error(`build: dist/sync.mjs is ${bundleSize} bytes, over the budget of ${BUNDLE_BUDGET_BYTES}`);
   process.exitCode = 1;
+}
+
+/**
+ * The users file's JSON Schema: valibot's conversion, plus what its `check`s
+ * enforce (which the converter cannot read), unknown fields refused, and
+ * exactly one password field.
+ */
+function usersJsonSchema() {
+  const schema = toJsonSchema(UsersFileSchema, {
+    target: "draft-2020-12",
+    errorMode: "ignore",
+    definitions: { User: UserSchema },
+  });
+  const user = schema.$defs.User;
+  for (const [field, constraints] of Object.entries(USER_JSON_SCHEMA_CONSTRAINTS)) {
+    const target = user.properties[field];
+    // A nullable field converts to anyOf [string, null]: the constraints belong to the string.
+    const branch = target.anyOf?.find((b) => b.type !== "null") ?? target;
+    Object.assign(branch, constraints);
+  }
+  user.additionalProperties = false;
+  user.oneOf = PASSWORD_ONE_OF;
+  const wrapper = schema.anyOf.find((branch) => branch.type === "object");
+  wrapper.additionalProperties = false;
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    title: "Barycenter users file",
+    description: "Users for barycenter-user-sync: a JSON array of users, or {\"users\": [...]}",
+    ...schema,
+  };
 }
 
 /** Path of the addon for a platform: from node_modules, or fetched with `npm pack`. */

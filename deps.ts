@@ -11,6 +11,7 @@ import {
   boolean,
   check,
   custom,
+  description,
   nullable,
   object,
   optional,
@@ -18,6 +19,7 @@ import {
   record,
   safeParse,
   string,
+  union,
   unknown,
 } from "valibot";
 
@@ -36,6 +38,7 @@ export const v = {
   boolean,
   check,
   custom,
+  description,
   nullable,
   object,
   optional,
@@ -43,5 +46,6 @@ export const v = {
   record,
   safeParse,
   string,
+  union,
   unknown,
 };

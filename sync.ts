@@ -20,6 +20,7 @@ import { Buffer } from "node:buffer";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
+import { dirname, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { argon2Hash, argon2Verify, type BaseIssue, parseToml, postgres, v } from "./deps.ts";
@@ -33,6 +34,8 @@ export const EXIT = {
   unexpected: 1,
   badInput: 2,
   database: 3,
+  /** `--check` found that a sync would change something. */
+  drift: 4,
 } as const;
 
 /** Where the users file is read from when neither `--file` nor `$USERS_FILE` says. */
@@ -98,12 +101,16 @@ export class DatabaseError extends Error {
 
 /** What the command line and the environment ask for. */
 export interface Options {
+  /** `sync-users` (the default, also Barycenter's word) or `hash-password`. */
+  command: "sync" | "hash-password";
   file: string;
   /** From `--database-url` or the environment; otherwise the config file or the default decides. */
   databaseUrl: string | undefined;
   /** Barycenter's `config.toml`, whose `[database] url` is used when nothing above gives one. */
   config: string | undefined;
   dryRun: boolean;
+  /** Like dryRun, and exit 4 when the sync would change something. */
+  check: boolean;
   validateOnly: boolean;
   logFormat: "text" | "json";
   /** Seconds to keep retrying an unreachable database (and SQLite's busy timeout); 0: no waiting. */
@@ -121,8 +128,10 @@ export type Env = Record<string, string | undefined>;
 
 /** Text printed by `--help`. */
 export const HELP = `Usage: node sync.ts [-c CONFIG] [sync-users] [options]
+       node sync.ts hash-password        (reads a password from standard input)
 
-Makes Barycenter's users match a JSON file, in one transaction.
+Makes Barycenter's users match a JSON file, in one transaction. hash-password
+prints the Argon2id hash of a password, for a users file's password_hash.
 
 Options:
   -f, --file PATH          users JSON; default $USERS_FILE, else ${DEFAULT_USERS_FILE}
@@ -132,6 +141,8 @@ Options:
   -c, --config PATH        Barycenter's config.toml, read for [database] url
       --dry-run            read, validate, compare with the database and print what
                            would change; write nothing
+      --check              like --dry-run, then exit 0 when the database matches the
+                           file and 4 when a sync would change something
       --validate           read and validate the file only; no database connection
       --log-format FORMAT  text (default) or json: one JSON object a line
       --wait SECONDS       keep retrying a database that is not reachable yet, and wait
@@ -161,6 +172,7 @@ export function parseOptions(args: string[], env: Env): Options {
         "database-url": { type: "string", short: "d" },
         config: { type: "string", short: "c" },
         "dry-run": { type: "boolean" },
+        check: { type: "boolean" },
         validate: { type: "boolean" },
         "log-format": { type: "string" },
         wait: { type: "string" },
@@ -175,17 +187,19 @@ export function parseOptions(args: string[], env: Env): Options {
     throw new UsageError(String((error as Error).message).split("\n")[0]);
   }
   const values = parsed.values;
-  const unexpected = parsed.positionals.filter((word) => word !== "sync-users");
-  if (unexpected.length > 0) {
-    throw new UsageError(`unexpected argument "${unexpected[0]}"; the only command word is sync-users`);
+  const words = parsed.positionals;
+  const unexpected = words.filter((word) => word !== "sync-users" && word !== "hash-password");
+  if (unexpected.length > 0 || words.length > 1) {
+    throw new UsageError(
+      `unexpected argument "${unexpected[0] ?? words[1]}"; the command words are sync-users (the default) and hash-password`,
+    );
   }
   const logFormat = values["log-format"] ?? "text";
   if (logFormat !== "text" && logFormat !== "json") {
     throw new UsageError(`--log-format must be "text" or "json"`);
   }
-  if (values["dry-run"] && values.validate) {
-    throw new UsageError("--dry-run and --validate exclude each other");
-  }
+  const modes = (["dry-run", "check", "validate"] as const).filter((mode) => values[mode]);
+  if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} exclude each other`);
   const number = (name: string, value: string | undefined, fallback: number, min: number) => {
     if (value === undefined) return fallback;
     const n = Number(value);
@@ -199,7 +213,9 @@ export function parseOptions(args: string[], env: Env): Options {
     databaseUrl: nonEmpty(values["database-url"]) ?? nonEmpty(env.DATABASE_URL) ??
       nonEmpty(env.BARYCENTER__DATABASE__URL),
     config: nonEmpty(values.config),
-    dryRun: values["dry-run"] ?? false,
+    command: words[0] === "hash-password" ? "hash-password" : "sync",
+    dryRun: (values["dry-run"] || values.check) ?? false,
+    check: values.check ?? false,
     validateOnly: values.validate ?? false,
     logFormat,
     waitSeconds: number("wait", values.wait, 30, 0),
@@ -461,17 +477,37 @@ export function lineAndColumn(text: string, offset: number): { line: number; col
 // ---------------------------------------------------------------------------
 // Validate
 
-/** One user as the file gives it, after validation. Omitted fields are left as the database holds them. */
+/**
+ * One user as the file gives it, after validation. Exactly one of the four
+ * password fields is set; {@linkcode resolvePasswords} turns `password_file`
+ * and `password_env` into `password`. Omitted fields are left as the database
+ * holds them.
+ */
 export interface UserSpec {
   username: string;
-  password: string;
+  /** The password in plain text: hashed with Argon2id on the way in. */
+  password?: string;
+  /** An Argon2id PHC string, stored as given: a file that can live in Git. */
+  password_hash?: string;
+  /** A file whose content (one trailing newline trimmed) is the password: one Secret key each. */
+  password_file?: string;
+  /** An environment variable that holds the password. */
+  password_env?: string;
   email?: string | null;
   enabled?: boolean;
   email_verified?: boolean;
   properties?: Record<string, unknown>;
 }
 
-const USER_FIELDS = ["username", "password", "email", "enabled", "email_verified", "properties"];
+const PASSWORD_FIELDS = ["password", "password_hash", "password_file", "password_env"] as const;
+const USER_FIELDS = ["username", ...PASSWORD_FIELDS, "email", "enabled", "email_verified", "properties"];
+
+/**
+ * An Argon2id hash in PHC form, as Barycenter verifies it (any cost
+ * parameters: Barycenter reads them from the string). The salt and hash are
+ * unpadded base64.
+ */
+export const PHC_ARGON2ID = /^\$argon2id\$v=19\$m=\d{1,7},t=\d{1,4},p=\d{1,3}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,86}$/;
 
 /** How deep a property value may nest: OIDC claims are shallow, and deeper input is an attack. */
 export const MAX_PROPERTY_DEPTH = 32;
@@ -505,11 +541,33 @@ const UsernameSchema = v.pipe(
   v.check((s) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
 );
 
-const PasswordSchema = v.pipe(
+const PASSWORD_RULES = [
+  v.check((s: string) => s.length > 0, "must not be empty"),
+  v.check((s: string) => codePoints(s) <= 1024, "must be at most 1024 characters"),
+  v.check((s: string) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
+] as const;
+
+const PasswordSchema = v.pipe(v.string("must be a string"), ...PASSWORD_RULES);
+
+/** Checks a password that came from a file or a variable, with the same rules. */
+const ResolvedPasswordSchema = v.pipe(v.string(), ...PASSWORD_RULES);
+
+const PasswordHashSchema = v.pipe(
   v.string("must be a string"),
-  v.check((s) => s.length > 0, "must not be empty"),
-  v.check((s) => codePoints(s) <= 1024, "must be at most 1024 characters"),
-  v.check((s) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
+  v.check(
+    (s) => PHC_ARGON2ID.test(s),
+    "must be an Argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash); make one with the hash-password command",
+  ),
+);
+
+const PasswordFileSchema = v.pipe(
+  v.string("must be a string: the path of a file holding the password"),
+  v.check((s) => s.length > 0 && s.length <= 4096 && !/\p{Cc}/u.test(s), "must be a file path"),
+);
+
+const PasswordEnvSchema = v.pipe(
+  v.string("must be a string: the name of an environment variable"),
+  v.check((s) => /^[A-Za-z_][A-Za-z0-9_]{0,254}$/.test(s), "must be an environment variable name (letters, digits, _)"),
 );
 
 const EmailSchema = v.nullable(
@@ -536,17 +594,55 @@ const PropertiesSchema = v.pipe(
 /** The valibot schema of one user object. Unknown fields are found by {@linkcode scanFields}. */
 export const UserSchema = v.object(
   {
-    username: UsernameSchema,
-    password: PasswordSchema,
-    email: v.optional(EmailSchema),
-    enabled: v.optional(FlagSchema),
-    email_verified: v.optional(FlagSchema),
-    properties: v.optional(PropertiesSchema),
+    username: v.pipe(UsernameSchema, v.description("Unique username for login")),
+    password: v.optional(v.pipe(PasswordSchema, v.description("Plaintext password, hashed with Argon2id on import"))),
+    password_hash: v.optional(
+      v.pipe(PasswordHashSchema, v.description("Argon2id PHC string, stored as given (make one with hash-password)")),
+    ),
+    password_file: v.optional(
+      v.pipe(PasswordFileSchema, v.description("File holding the password, one trailing newline trimmed")),
+    ),
+    password_env: v.optional(v.pipe(PasswordEnvSchema, v.description("Environment variable holding the password"))),
+    email: v.optional(v.pipe(EmailSchema, v.description("Email address; null clears it"))),
+    enabled: v.optional(v.pipe(FlagSchema, v.description("Whether the user may log in; new users default to true"))),
+    email_verified: v.optional(
+      v.pipe(FlagSchema, v.description("Whether the email is verified; new users default to false")),
+    ),
+    properties: v.optional(
+      v.pipe(PropertiesSchema, v.description("Attributes and OIDC claims (name, given_name, picture, …), JSON values")),
+    ),
   },
-  "must be an object with at least username and password",
+  "must be an object with at least a username and a password",
 );
 
 const UsersSchema = v.array(UserSchema, "must be an array of user objects");
+
+/**
+ * The whole file, for `users.schema.json` (validation itself reads the root
+ * by hand, for clearer messages): a bare array, or `{"$schema"?, "users"}`.
+ */
+export const UsersFileSchema = v.union([
+  UsersSchema,
+  v.object({ $schema: v.optional(v.string()), users: UsersSchema }),
+]);
+
+/**
+ * What the `check`s above enforce, in JSON Schema's words, for the build to
+ * add to the generated `users.schema.json` (valibot's converter cannot read a
+ * `check`). JSON Schema counts lengths in characters, as the checks do.
+ */
+export const USER_JSON_SCHEMA_CONSTRAINTS: Record<string, Record<string, unknown>> = {
+  username: { minLength: 1, maxLength: 255, pattern: "^[^\\s\\p{Cc}](?:[^\\p{Cc}]*[^\\s\\p{Cc}])?$" },
+  password: { minLength: 1, maxLength: 1024 },
+  password_hash: { pattern: PHC_ARGON2ID.source },
+  password_file: { minLength: 1, maxLength: 4096 },
+  password_env: { pattern: "^[A-Za-z_][A-Za-z0-9_]{0,254}$" },
+  email: { maxLength: 254, format: "email" },
+  properties: { propertyNames: { minLength: 1, maxLength: 255, not: { enum: ["__proto__", "prototype", "constructor"] } } },
+};
+
+/** Exactly one of the password fields, in JSON Schema's words. */
+export const PASSWORD_ONE_OF = PASSWORD_FIELDS.map((field) => ({ required: [field] }));
 
 /**
  * Checks parsed JSON (a bare array of users, or `{"users": [...]}`) and returns
@@ -559,7 +655,9 @@ export function validateUsers(data: unknown): UserSpec[] {
     list = data;
   } else if (isPlainObject(data) && "users" in data) {
     for (const key of Object.keys(data)) {
-      if (key !== "users") problems.push(`${formatKey(key)}: unknown top-level field; only "users" is allowed`);
+      // "$schema" lets editors validate the file as it is typed.
+      if (key === "$schema" && typeof data[key] === "string") continue;
+      if (key !== "users") problems.push(`${formatKey(key)}: unknown top-level field; only "users" (and "$schema") are allowed`);
     }
     list = data.users;
   } else {
@@ -600,6 +698,12 @@ function scanFields(list: unknown): string[] {
   const problems: string[] = [];
   list.forEach((user, index) => {
     if (!isPlainObject(user)) return;
+    const given = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
+    if (given.length === 0) {
+      problems.push(`users[${index}].password: is required (or password_hash, password_file, password_env)`);
+    } else if (given.length > 1) {
+      problems.push(`users[${index}]: give exactly one of ${PASSWORD_FIELDS.join(", ")}, not ${given.join(" and ")}`);
+    }
     for (const key of Object.keys(user)) {
       if (!USER_FIELDS.includes(key)) {
         problems.push(`users[${index}]${formatKey(key, ".")}: unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
@@ -677,6 +781,53 @@ function findDuplicateUsernames(list: unknown): string[] {
   return problems;
 }
 
+/**
+ * Turns `password_file` and `password_env` into `password`: reads each file
+ * (one trailing newline trimmed, as `kubectl create secret --from-file` and
+ * editors leave one) and each variable, then checks the result with the
+ * password rules. Relative paths are relative to the users file. Problems name
+ * the user and the path or variable, never the content.
+ */
+export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): Promise<UserSpec[]> {
+  const problems: string[] = [];
+  const resolved = await Promise.all(specs.map(async (spec, index): Promise<UserSpec> => {
+    const { password_file, password_env, ...rest } = spec;
+    let password: string | undefined;
+    let place: string;
+    if (password_file !== undefined) {
+      place = `users[${index}].password_file`;
+      try {
+        const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024);
+        password = new TextDecoder("utf-8", { fatal: true }).decode(bytes).replace(/\r?\n$/, "");
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        const reason = code === "ENOENT" ? "file not found" : code === "EACCES" ? "permission denied" : code ?? "not UTF-8 text";
+        problems.push(`${place}: cannot read ${password_file} (${reason})`);
+        return rest;
+      }
+    } else if (password_env !== undefined) {
+      place = `users[${index}].password_env`;
+      try {
+        password = env[password_env];
+      } catch {
+        problems.push(`${place}: not permitted to read the variable ${password_env}`);
+        return rest;
+      }
+      if (password === undefined) {
+        problems.push(`${place}: the variable ${password_env} is not set`);
+        return rest;
+      }
+    } else {
+      return spec;
+    }
+    const check = v.safeParse(ResolvedPasswordSchema, password);
+    if (!check.success) problems.push(...check.issues.map((issue) => `${place}: the password it holds ${issue.message}`));
+    return { ...rest, password };
+  }));
+  if (problems.length > 0) throw invalid(problems);
+  return resolved;
+}
+
 // ---------------------------------------------------------------------------
 // Plan: compare the file with what the database holds
 
@@ -735,7 +886,8 @@ export interface Plan {
 
 /**
  * Decides, without I/O, what to write. `passwordMatches` says, per existing
- * username, whether the file's password verifies against the stored hash.
+ * username, whether the file's password verifies against the stored hash (or
+ * its `password_hash` equals it).
  */
 export function planChanges(
   specs: UserSpec[],
@@ -753,13 +905,13 @@ export function planChanges(
         row: {
           subject: newSubject(),
           username: spec.username,
-          password_hash: null,
+          password_hash: spec.password_hash ?? null,
           email: spec.email ?? null,
           email_verified: spec.email_verified ? 1 : 0,
           created_at: now,
           enabled: spec.enabled === false ? 0 : 1,
         },
-        password: spec.password,
+        password: spec.password ?? null,
       });
       for (const [key, value] of properties) {
         plan.properties.push({ username: spec.username, key, value: JSON.stringify(value), updated_at: now });
@@ -789,13 +941,13 @@ export function planChanges(
         row: {
           subject: current.subject,
           username: current.username,
-          password_hash: passwordChanged ? null : current.password_hash,
+          password_hash: passwordChanged ? spec.password_hash ?? null : current.password_hash,
           email,
           email_verified: emailVerified,
           created_at: current.created_at,
           enabled,
         },
-        password: passwordChanged ? spec.password : null,
+        password: passwordChanged ? spec.password ?? null : null,
       });
     }
     plan.changes.push({ username: spec.username, action: changes.length > 0 ? "update" : "unchanged", changes });
@@ -852,10 +1004,10 @@ export async function verifyPasswords(
   stored: Map<string, StoredUser>,
   progress: Progress = noProgress,
 ): Promise<Map<string, boolean>> {
-  const existing = specs.filter((spec) => stored.has(spec.username));
+  const existing = specs.filter((spec) => spec.password !== undefined && stored.has(spec.username));
   const tick = progress("verifying passwords", existing.length);
   const checks = await mapConcurrently(existing, async (spec) => {
-    const ok = await argon2Verify(stored.get(spec.username)!.password_hash, spec.password).catch(() => false);
+    const ok = await argon2Verify(stored.get(spec.username)!.password_hash, spec.password!).catch(() => false);
     tick();
     return [spec.username, ok] as const;
   });
@@ -930,9 +1082,14 @@ export function stateKey(specs: UserSpec[]): string {
   return createHash("sha256").update(JSON.stringify(names)).digest("hex");
 }
 
-/** The file's (username, password) pairs, sorted by username, as one unambiguous string. */
+/**
+ * The file's (username, password) pairs, sorted by username, as one
+ * unambiguous string. Users given by `password_hash` are left out: their
+ * hashes are compared directly, which costs nothing.
+ */
 export function canonicalPairs(specs: UserSpec[]): string {
-  return JSON.stringify([...specs].sort(byUsername).map((s) => [s.username, s.password]));
+  const plain = specs.filter((s) => s.password !== undefined);
+  return JSON.stringify(plain.sort(byUsername).map((s) => [s.username, s.password]));
 }
 
 /** SHA-256 of the (username, password_hash) pairs, sorted by username. */
@@ -1633,9 +1790,14 @@ export async function syncUsers(
     const fileKey = stateKey(specs);
     const state = absent("user_sync_state") ? undefined : await tx.readState(fileKey);
     const fastPath = await stateProvesPasswords(specs, stored, state);
-    const matches = fastPath
-      ? new Map(specs.map((s) => [s.username, true]))
+    const matches = new Map(
+      specs.filter((s) => s.password_hash !== undefined)
+        .map((s) => [s.username, stored.get(s.username)?.password_hash === s.password_hash]),
+    );
+    const plain = fastPath
+      ? specs.filter((s) => s.password !== undefined).map((s) => [s.username, true] as const)
       : await verifyPasswords(specs, stored, progress);
+    for (const [username, ok] of plain) matches.set(username, ok);
     const plan = planChanges(specs, stored, matches, now);
     if (!dryRun) {
       const written = await hashPlannedUsers(plan.users, progress);
@@ -1674,22 +1836,54 @@ export interface Logger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
 
+/** How a logger writes: colour per stream (text only), and when the run started. */
+export interface LoggerOptions {
+  color?: { stdout: boolean; stderr: boolean };
+  /** `performance.now()` at the start of the run: JSON lines carry `duration_ms` since then. */
+  started?: number;
+}
+
+const ANSI = { red: 31, green: 32, yellow: 33, cyan: 36, dim: 2, bold: 1 } as const;
+
+/**
+ * Colour for a terminal: on only when the stream is a terminal and
+ * `NO_COLOR` is unset or empty (no-color.org), never in JSON.
+ */
+export function colorFor(env: Env, streams: { stdout?: boolean; stderr?: boolean }): { stdout: boolean; stderr: boolean } {
+  const allowed = !env.NO_COLOR;
+  return { stdout: allowed && streams.stdout === true, stderr: allowed && streams.stderr === true };
+}
+
 /** A logger writing `format` to `output`: info to stdout, warnings and errors to stderr. */
-export function createLogger(format: "text" | "json", output: Output): Logger {
+export function createLogger(format: "text" | "json", output: Output, options: LoggerOptions = {}): Logger {
+  const started = options.started ?? performance.now();
   if (format === "json") {
     const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
-      JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
+      JSON.stringify({
+        time: new Date().toISOString(),
+        level,
+        msg,
+        duration_ms: Math.round(performance.now() - started),
+        ...fields,
+      });
     return {
       info: (msg, fields) => output.stdout(line("info", msg, fields)),
       warn: (msg, fields) => output.stderr(line("warn", msg, fields)),
       error: (msg, fields) => output.stderr(line("error", msg, fields)),
     };
   }
+  const paint = (on: boolean | undefined, code: number, text: string) => on ? `\x1b[${code}m${text}\x1b[0m` : text;
+  const out = options.color?.stdout;
+  const err = options.color?.stderr;
+  const actionColor: Record<string, number> = { create: ANSI.green, update: ANSI.yellow, unchanged: ANSI.dim };
   return {
-    info: (msg) => output.stdout(msg),
-    warn: (msg) => output.stderr(`warning: ${msg}`),
+    info: (msg, fields) => {
+      const code = actionColor[String(fields?.action)] ?? (fields?.summary ? ANSI.bold : undefined);
+      output.stdout(code === undefined ? msg : paint(out, code, msg));
+    },
+    warn: (msg) => output.stderr(`${paint(err, ANSI.yellow, "warning:")} ${msg}`),
     error: (msg, fields) => {
-      output.stderr(`error: ${msg}`);
+      output.stderr(`${paint(err, ANSI.red, "error:")} ${msg}`);
       for (const problem of (fields?.problems as string[] | undefined) ?? []) output.stderr(`  ${problem}`);
     },
   };
@@ -1719,27 +1913,39 @@ export function createProgress(log: Logger, terminal: { write(text: string): voi
   };
 }
 
-/** Logs one line per created or updated user, then the summary. */
-export function reportResult(result: SyncResult, log: Logger, durationMs: number): void {
-  const verb = result.dryRun ? { create: "would create", update: "would update" } : { create: "created", update: "updated" };
+/**
+ * Logs one line per created or updated user (and, for a plan, per unchanged
+ * user too), then the summary. Returns whether anything changes.
+ */
+export function reportResult(result: SyncResult, log: Logger, durationMs: number, check = false): boolean {
+  const verb = result.dryRun
+    ? { create: "would create", update: "would update", unchanged: "unchanged" }
+    : { create: "created", update: "updated", unchanged: "unchanged" };
   const counts = { create: 0, update: 0, unchanged: 0 };
   for (const { username, action, changes } of result.changes) {
     counts[action]++;
-    if (action === "unchanged") continue;
-    log.info(`${verb[action]} ${username}: ${changes.join(", ")}`, { user: username, action, changes });
+    if (action === "unchanged" && !result.dryRun) continue;
+    const what = changes.length > 0 ? `: ${changes.join(", ")}` : "";
+    log.info(`${verb[action]} ${username}${what}`, { user: username, action, changes });
   }
+  const drift = counts.create + counts.update > 0;
+  const mode = check
+    ? (drift ? "check: the database differs from the file" : "check: the database matches the file")
+    : "dry run: nothing written";
   const summary = result.dryRun
-    ? `users: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged (dry run: nothing written)`
+    ? `users: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged (${mode})`
     : `users: ${counts.create} created, ${counts.update} updated, ${counts.unchanged} unchanged`;
   log.info(summary, {
     summary: true,
     dry_run: result.dryRun,
+    ...(check ? { check: true, drift } : {}),
     fast_path: result.fastPath,
     created: counts.create,
     updated: counts.update,
     unchanged: counts.unchanged,
     duration_ms: durationMs,
   });
+  return drift;
 }
 
 // ---------------------------------------------------------------------------
@@ -1765,15 +1971,19 @@ export async function main(args: string[], env: Env, output: Output = processOut
     output.stdout(`barycenter-user-sync ${VERSION}`);
     return EXIT.ok;
   }
-  const log = createLogger(options.logFormat, output);
+  const color = colorFor(env, { stdout: process.stdout.isTTY, stderr: process.stderr.isTTY });
+  const log = createLogger(options.logFormat, output, { color, started });
   sizeThreadPool();
+  if (options.command === "hash-password") return await hashPasswordCommand(process.stdin, output, log);
   try {
-    const users = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file));
+    const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file));
     if (options.validateOnly) {
-      const count = users.length === 1 ? "1 user" : `${users.length} users`;
-      log.info(`${options.file}: ${count}, valid`, { file: options.file, users: users.length });
+      // Secrets from files and variables exist only where the sync runs (a CI pipeline has none): not read here.
+      const count = specs.length === 1 ? "1 user" : `${specs.length} users`;
+      log.info(`${options.file}: ${count}, valid`, { file: options.file, users: specs.length });
       return EXIT.ok;
     }
+    const users = await resolvePasswords(specs, env, dirname(resolvePath(options.file)));
     const store = openStore(await resolveDatabaseUrl(options), {
       waitSeconds: options.waitSeconds,
       statementTimeoutSeconds: options.statementTimeoutSeconds,
@@ -1788,11 +1998,94 @@ export async function main(args: string[], env: Env, output: Output = processOut
       stopOnSignal();
       await store.close().catch(() => {});
     }
-    reportResult(result, log, Math.round(performance.now() - started));
-    return EXIT.ok;
+    const drift = reportResult(result, log, Math.round(performance.now() - started), options.check);
+    return options.check && drift ? EXIT.drift : EXIT.ok;
   } catch (error) {
     return reportFailure(error, log);
   }
+}
+
+/**
+ * `hash-password`: reads one password from standard input and prints its
+ * Argon2id hash in PHC form, for a users file's `password_hash`. On a
+ * terminal it asks twice without echo; from a pipe it reads everything, one
+ * trailing newline trimmed.
+ */
+async function hashPasswordCommand(
+  input: typeof process.stdin,
+  output: Output,
+  log: Logger,
+): Promise<number> {
+  let password: string;
+  try {
+    if (input.isTTY) {
+      const ask = hiddenPrompt(input);
+      password = await ask("Password: ");
+      if (await ask("Repeat:   ") !== password) {
+        log.error("the two passwords differ; nothing was printed");
+        return EXIT.badInput;
+      }
+    } else {
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of input) chunks.push(chunk as Uint8Array);
+      password = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks)).replace(/\r?\n$/, "");
+    }
+  } catch (error) {
+    if (error instanceof InputError) throw error;
+    log.error("standard input is not UTF-8 text");
+    return EXIT.badInput;
+  }
+  const check = v.safeParse(ResolvedPasswordSchema, password);
+  if (!check.success) {
+    log.error(`the password ${check.issues[0].message}; nothing was printed`);
+    return EXIT.badInput;
+  }
+  output.stdout(await hashPassword(password));
+  return EXIT.ok;
+}
+
+/**
+ * Asks for lines on a terminal without echoing them. Keys typed ahead of a
+ * prompt are kept for it. Ctrl-C ends the process with 130.
+ */
+function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<string> {
+  let pending = "";
+  return (prompt) => {
+    process.stderr.write(prompt);
+    input.setRawMode(true);
+    return new Promise((resolve) => {
+      let typed = "";
+      const take = (text: string): boolean => {
+        for (let i = 0; i < text.length; i++) {
+          const char = text[i];
+          if (char === "\u0003") {
+            input.setRawMode(false);
+            process.stderr.write("\n");
+            process.exit(130);
+          } else if (char === "\r" || char === "\n" || char === "\u0004") {
+            pending = text.slice(i + 1);
+            input.setRawMode(false);
+            input.pause();
+            input.off("data", onData);
+            process.stderr.write("\n");
+            resolve(typed);
+            return true;
+          } else if (char === "\u007f" || char === "\b") {
+            typed = [...typed].slice(0, -1).join("");
+          } else {
+            typed += char;
+          }
+        }
+        return false;
+      };
+      const onData = (data: Uint8Array) => take(new TextDecoder().decode(data));
+      const leftover = pending;
+      pending = "";
+      if (take(leftover)) return;
+      input.on("data", onData);
+      input.resume();
+    });
+  };
 }
 
 /**
