@@ -54,7 +54,8 @@ for (const target of targets) {
   }
 }
 
-writeFileSync(values.schema ?? join(root, "users.schema.json"), JSON.stringify(usersJsonSchema(), null, 2) + "\n");
+const schemaPath = values.schema ?? join(root, "users.schema.json");
+writeFileSync(schemaPath, JSON.stringify(usersJsonSchema(), null, 2) + "\n");
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist);
@@ -111,7 +112,8 @@ for (const file of readdirSync(dist).sort()) {
   total += size;
   console.log(`${file.padEnd(32)} ${(size / 1000).toFixed(1).padStart(8)} kB`);
 }
-console.log(`${"total".padEnd(32)} ${(total / 1000).toFixed(1).padStart(8)} kB`);
+console.log(`${"total of dist/".padEnd(32)} ${(total / 1000).toFixed(1).padStart(8)} kB`);
+console.log(`${schemaPath} ${(statSync(schemaPath).size / 1000).toFixed(1)} kB`);
 if (result.warnings.length > 0) process.exitCode = 1;
 const bundleSize = statSync(join(dist, "sync.mjs")).size;
 if (bundleSize > BUNDLE_BUDGET_BYTES) {

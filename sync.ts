@@ -190,9 +190,10 @@ export function parseOptions(args: string[], env: Env): Options {
   const words = parsed.positionals;
   const unexpected = words.filter((word) => word !== "sync-users" && word !== "hash-password");
   if (unexpected.length > 0 || words.length > 1) {
-    throw new UsageError(
-      `unexpected argument "${unexpected[0] ?? words[1]}"; the command words are sync-users (the default) and hash-password`,
-    );
+    const word = unexpected[0] ?? words[1];
+    // A database URL typed without -d would carry its password into the message.
+    const shown = /[:@/]/.test(word) ? "(a path or URL? give it with --file or --database-url)" : `"${word.slice(0, 40)}"`;
+    throw new UsageError(`unexpected argument ${shown}; the command words are sync-users (the default) and hash-password`);
   }
   const logFormat = values["log-format"] ?? "text";
   if (logFormat !== "text" && logFormat !== "json") {
@@ -289,10 +290,18 @@ export async function readUsersFile(path: string, maxBytes: number = LIMITS.file
     );
   }
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return strictUtf8.decode(bytes);
   } catch {
     throw new InputError(`users file ${path} is not UTF-8 text; save it as UTF-8`);
   }
+}
+
+/** Decodes UTF-8, refusing invalid bytes instead of replacing them. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** A password from a file or a pipe: the one newline that files and `echo` end with is not part of it. */
+function withoutTrailingNewline(text: string): string {
+  return text.replace(/\r?\n$/, "");
 }
 
 async function readAtMost(path: string, limit: number): Promise<Uint8Array> {
@@ -507,7 +516,15 @@ const USER_FIELDS = ["username", ...PASSWORD_FIELDS, "email", "enabled", "email_
  * parameters: Barycenter reads them from the string). The salt and hash are
  * unpadded base64.
  */
-export const PHC_ARGON2ID = /^\$argon2id\$v=19\$m=\d{1,7},t=\d{1,4},p=\d{1,3}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,86}$/;
+export const PHC_ARGON2ID =
+  /^\$argon2id\$v=19\$m=[1-9]\d{0,6},t=[1-9]\d{0,3},p=[1-9]\d{0,2}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,86}$/;
+
+/** A PHC string Barycenter can verify: the format, and Argon2's own bounds (m ≥ 8·p KiB, p ≤ 255). */
+function isUsableArgon2idHash(hash: string): boolean {
+  if (!PHC_ARGON2ID.test(hash)) return false;
+  const [, m, p] = /m=(\d+),t=\d+,p=(\d+)/.exec(hash)!.map(Number);
+  return p <= 255 && m >= 8 * p;
+}
 
 /** How deep a property value may nest: OIDC claims are shallow, and deeper input is an attack. */
 export const MAX_PROPERTY_DEPTH = 32;
@@ -555,7 +572,7 @@ const ResolvedPasswordSchema = v.pipe(v.string(), ...PASSWORD_RULES);
 const PasswordHashSchema = v.pipe(
   v.string("must be a string"),
   v.check(
-    (s) => PHC_ARGON2ID.test(s),
+    isUsableArgon2idHash,
     "must be an Argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash); make one with the hash-password command",
   ),
 );
@@ -794,19 +811,26 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
     const { password_file, password_env, ...rest } = spec;
     let password: string | undefined;
     let place: string;
+    const user = `(user ${JSON.stringify(spec.username)})`;
     if (password_file !== undefined) {
-      place = `users[${index}].password_file`;
+      place = `users[${index}].password_file ${user}`;
       try {
         const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024);
-        password = new TextDecoder("utf-8", { fatal: true }).decode(bytes).replace(/\r?\n$/, "");
+        password = withoutTrailingNewline(strictUtf8.decode(bytes));
       } catch (error) {
         const code = (error as { code?: string }).code;
-        const reason = code === "ENOENT" ? "file not found" : code === "EACCES" ? "permission denied" : code ?? "not UTF-8 text";
+        const reason = code === "ENOENT"
+          ? "file not found"
+          : code === "EACCES"
+          ? "permission denied"
+          : code === "EISDIR"
+          ? "it is a directory; give the file of the Secret's key"
+          : code ?? "not UTF-8 text";
         problems.push(`${place}: cannot read ${password_file} (${reason})`);
         return rest;
       }
     } else if (password_env !== undefined) {
-      place = `users[${index}].password_env`;
+      place = `users[${index}].password_env ${user}`;
       try {
         password = env[password_env];
       } catch {
@@ -824,7 +848,7 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
     if (!check.success) problems.push(...check.issues.map((issue) => `${place}: the password it holds ${issue.message}`));
     return { ...rest, password };
   }));
-  if (problems.length > 0) throw invalid(problems);
+  if (problems.length > 0) throw invalid(problems.sort(byPlace));
   return resolved;
 }
 
@@ -1323,7 +1347,15 @@ export class SqliteStore implements Store {
         false,
       );
     }
-    const { DatabaseSync } = await import("node:sqlite");
+    let DatabaseSync: typeof import("node:sqlite").DatabaseSync;
+    try {
+      ({ DatabaseSync } = await import("node:sqlite"));
+    } catch {
+      throw new DatabaseError(
+        `this runtime (Node.js ${process.versions.node}) has no node:sqlite; SQLite needs Node.js 22.13+ or Deno 2.2+`,
+        false,
+      );
+    }
     try {
       // A dry run must not create the file: an empty in-memory database stands in for a missing one.
       const db = readOnly
@@ -1477,6 +1509,8 @@ export class PostgresStore implements Store {
         max: 1,
         onnotice: () => {},
         connect_timeout: Math.max(1, Math.min(10, options.waitSeconds || 10)),
+        // The driver's own reconnect delay (up to 20 s) would stack on the backoff below.
+        backoff: 0,
         connection: {
           application_name: "barycenter-user-sync",
           // The server cancels a statement that runs too long, waiting for another sync's lock included.
@@ -1506,7 +1540,8 @@ export class PostgresStore implements Store {
    * happened before the transaction begins, so a retry is safe.
    */
   async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T> {
-    const deadline = performance.now() + this.#options.waitSeconds * 1000;
+    const started = performance.now();
+    const deadline = started + this.#options.waitSeconds * 1000;
     for (let attempt = 1;; attempt++) {
       try {
         return await this.#attempt(work, mode);
@@ -1516,7 +1551,8 @@ export class PostgresStore implements Store {
         const remaining = deadline - performance.now();
         const delay = Math.min(remaining, Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
         if (!isTransientConnectError(error.cause) || remaining <= 0) {
-          const waited = attempt > 1 ? ` after ${attempt} attempts in ${this.#options.waitSeconds} s (--wait)` : "";
+          const seconds = ((performance.now() - started) / 1000).toFixed(1);
+          const waited = attempt > 1 ? ` after ${attempt} attempts in ${seconds} s (--wait ${this.#options.waitSeconds})` : "";
           throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}`, false);
         }
         this.#options.onRetry(
@@ -1609,8 +1645,10 @@ class ConnectError extends Error {
  * and TLS errors do not pass by waiting: they are reported at once.
  */
 function isTransientConnectError(error: unknown): boolean {
-  const { code } = error as { code?: unknown };
+  const { code, message } = error as { code?: unknown; message?: unknown };
   if (error instanceof postgres.PostgresError) return code === "57P03";
+  // A reset during the TLS handshake is a server that does not speak TLS, not one still starting.
+  if (/\b(TLS|SSL)\b/i.test(String(message))) return false;
   return typeof code === "string" && [
     "ECONNREFUSED",
     "ECONNRESET",
@@ -1900,15 +1938,30 @@ export function createProgress(log: Logger, terminal: { write(text: string): voi
   return (label, total) => {
     if (total < PROGRESS_THRESHOLD) return () => {};
     let done = 0;
+    if (terminal) {
+      let last = 0;
+      return () => {
+        done++;
+        const now = performance.now();
+        if (done < total && now - last < 100) return;
+        last = now;
+        terminal.write(`\r${label}: ${done}/${total}${done === total ? "\n" : ""}`);
+      };
+    }
+    // A log gets a line at the start, then one per tenth done, at most one a second: a few lines, not thousands.
+    const line = () => log.info(`${label}: ${done}/${total}`, { progress: label, done, total });
+    line();
     let last = performance.now();
-    const interval = terminal ? 100 : 5000;
+    let nextTenth = 1;
     return () => {
       done++;
+      if (done * 10 < nextTenth * total) return;
+      nextTenth = Math.floor((done * 10) / total) + 1;
       const now = performance.now();
-      if (done < total && now - last < interval) return;
-      last = now;
-      if (terminal) terminal.write(`\r${label}: ${done}/${total}${done === total ? "\n" : ""}`);
-      else if (done < total) log.info(`${label}: ${done}/${total}`, { progress: label, done, total });
+      if (done === total || now - last >= 1000) {
+        last = now;
+        line();
+      }
     };
   };
 }
@@ -1917,7 +1970,7 @@ export function createProgress(log: Logger, terminal: { write(text: string): voi
  * Logs one line per created or updated user (and, for a plan, per unchanged
  * user too), then the summary. Returns whether anything changes.
  */
-export function reportResult(result: SyncResult, log: Logger, durationMs: number, check = false): boolean {
+export function reportResult(result: SyncResult, log: Logger, check = false): boolean {
   const verb = result.dryRun
     ? { create: "would create", update: "would update", unchanged: "unchanged" }
     : { create: "created", update: "updated", unchanged: "unchanged" };
@@ -1943,7 +1996,6 @@ export function reportResult(result: SyncResult, log: Logger, durationMs: number
     created: counts.create,
     updated: counts.update,
     unchanged: counts.unchanged,
-    duration_ms: durationMs,
   });
   return drift;
 }
@@ -1998,7 +2050,7 @@ export async function main(args: string[], env: Env, output: Output = processOut
       stopOnSignal();
       await store.close().catch(() => {});
     }
-    const drift = reportResult(result, log, Math.round(performance.now() - started), options.check);
+    const drift = reportResult(result, log, options.check);
     return options.check && drift ? EXIT.drift : EXIT.ok;
   } catch (error) {
     return reportFailure(error, log);
@@ -2028,7 +2080,7 @@ async function hashPasswordCommand(
     } else {
       const chunks: Uint8Array[] = [];
       for await (const chunk of input) chunks.push(chunk as Uint8Array);
-      password = new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks)).replace(/\r?\n$/, "");
+      password = withoutTrailingNewline(strictUtf8.decode(Buffer.concat(chunks)));
     }
   } catch (error) {
     if (error instanceof InputError) throw error;

@@ -163,7 +163,9 @@ describe("waiting for the database", () => {
       "2",
     ]);
     assert.equal(run.code, 3);
-    assert.ok(Date.now() - started >= 1500, "gave up before --wait ran out");
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 1500, "gave up before --wait ran out");
+    assert.ok(elapsed < 4500, `waited ${elapsed} ms, far past --wait 2`);
     assert.match(run.stderr, new RegExp(`cannot connect to PostgreSQL at 127\\.0\\.0\\.1:${port}/barycenter after \\d+ attempts.*ECONNREFUSED`));
     assert.doesNotMatch(run.stdout + run.stderr, /url-password-do-not-print/);
   });
@@ -180,6 +182,16 @@ describe("waiting for the database", () => {
     assert.equal(run.code, 3);
     assert.match(run.stderr, /not reachable yet \(attempt 1: .*(ENOTFOUND|EAI_AGAIN)/);
     assert.doesNotMatch(run.stdout + run.stderr, /pw-do-not-print/);
+  });
+
+  test("a TLS failure is not retried: exit 3 at once", async (t) => {
+    const db = await database(t, postgresBackend);
+    // The test server speaks no TLS: sslmode=require fails in the handshake.
+    const started = Date.now();
+    const run = await runSync(["--file", usersFile([alice]), "--database-url", `${db.url}?sslmode=require`, "--wait", "30"]);
+    assert.equal(run.code, 3, run.stderr);
+    assert.ok(Date.now() - started < 5000, "it waited for a failure that waiting cannot cure");
+    assert.doesNotMatch(run.stderr, /not reachable yet/);
   });
 
   test("a wrong password or an unknown database is not retried: exit 3 at once with the reason", async (t) => {

@@ -5,7 +5,9 @@
  */
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { argon2Verify } from "../deps.ts";
 import {
@@ -122,6 +124,18 @@ for (const backend of backends) {
     });
   });
 }
+
+describe("progress", () => {
+  test("hashing a few hundred passwords off a terminal logs a start line and periodic lines", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-progress-"));
+    const run = await runSync(["--file", usersFile(manyUsers(300)), "--database-url", `sqlite://${dir}/p.db?mode=rwc`]);
+    assert.equal(run.code, 0, run.stderr);
+    const progress = run.stdout.split("\n").filter((line) => /^hashing passwords: \d+\/300$/.test(line));
+    assert.equal(progress[0], "hashing passwords: 0/300");
+    assert.ok(progress.length >= 2 && progress.length <= 11, progress.join("\n"));
+    assert.equal(progress.at(-1), "hashing passwords: 300/300");
+  });
+});
 
 describe("statements per run do not grow with the number of users", () => {
   test("PostgreSQL: the statement log shows the same statements for 10 and for 1,000 users", async (t) => {

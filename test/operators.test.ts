@@ -176,9 +176,15 @@ describe("secrets without plaintext: refusals", () => {
 
   test("a password_hash that is not an Argon2id PHC string is refused without being printed", async () => {
     const bcrypt = "$2b$12$abcdefghijklmnopqrstuu5D8CqZ5N0w1fG8y9oV2Q3hAlmost";
-    const stderr = await refused([{ username: "a", password_hash: bcrypt }, { username: "b", password_hash: "plain-text-oops" }]);
-    assert.match(stderr, /users\[0\]\.password_hash: must be an Argon2id PHC string/);
-    assert.match(stderr, /users\[1\]\.password_hash: must be an Argon2id PHC string/);
+    const zeroCost = "$argon2id$v=19$m=0,t=0,p=0$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+    const tooLittleMemory = "$argon2id$v=19$m=7,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+    const stderr = await refused([
+      { username: "a", password_hash: bcrypt },
+      { username: "b", password_hash: "plain-text-oops" },
+      { username: "c", password_hash: zeroCost },
+      { username: "d", password_hash: tooLittleMemory },
+    ]);
+    for (let i = 0; i < 4; i++) assert.match(stderr, new RegExp(`users\\[${i}\\]\\.password_hash: must be an Argon2id PHC string`));
     assert.ok(!stderr.includes(bcrypt) && !stderr.includes("plain-text-oops"));
   });
 
@@ -187,19 +193,21 @@ describe("secrets without plaintext: refusals", () => {
     writeFileSync(join(dir, "empty"), "\n");
     writeFileSync(join(dir, "long"), "L0ngSecret".repeat(200));
     const stderr = await refused([
-      { username: "a", password_file: join(dir, "missing") },
-      { username: "b", password_file: join(dir, "empty") },
-      { username: "c", password_file: join(dir, "long") },
+      { username: "alice", password_file: join(dir, "missing") },
+      { username: "bob", password_file: join(dir, "empty") },
+      { username: "carol", password_file: join(dir, "long") },
+      { username: "dave", password_file: dir },
     ]);
-    assert.match(stderr, new RegExp(`users\\[0\\]\\.password_file: cannot read ${join(dir, "missing")} \\(file not found\\)`));
-    assert.match(stderr, /users\[1\]\.password_file: the password it holds must not be empty/);
-    assert.match(stderr, /users\[2\]\.password_file: the password it holds must be at most 1024 characters/);
+    assert.match(stderr, new RegExp(`users\\[0\\]\\.password_file \\(user "alice"\\): cannot read ${join(dir, "missing")} \\(file not found\\)`));
+    assert.match(stderr, /users\[1\]\.password_file \(user "bob"\): the password it holds must not be empty/);
+    assert.match(stderr, /users\[2\]\.password_file \(user "carol"\): the password it holds must be at most 1024 characters/);
+    assert.match(stderr, /users\[3\]\.password_file \(user "dave"\): cannot read .* \(it is a directory/);
     assert.doesNotMatch(stderr, /L0ngSecret/);
   });
 
   test("an unset password_env variable is refused, naming the user and the variable", async () => {
-    const stderr = await refused([{ username: "a", password_env: "NOT_SET_ANYWHERE" }]);
-    assert.match(stderr, /users\[0\]\.password_env: the variable NOT_SET_ANYWHERE is not set/);
+    const stderr = await refused([{ username: "alice", password_env: "NOT_SET_ANYWHERE" }]);
+    assert.match(stderr, /users\[0\]\.password_env \(user "alice"\): the variable NOT_SET_ANYWHERE is not set/);
   });
 });
 

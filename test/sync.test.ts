@@ -432,6 +432,13 @@ describe("bad input, on any backend", () => {
     for (const run of [noSlashes, malformed]) assert.doesNotMatch(run.stdout + run.stderr, /hunter2|secret-part/);
   });
 
+  test("a database URL typed without -d is refused without printing it", async () => {
+    const run = await runSync(["--file", usersFile([alice]), "postgres://u:TopSecretPW@db:5432/x"]);
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /unexpected argument \(a path or URL\?/);
+    assert.doesNotMatch(run.stderr, /TopSecretPW/);
+  });
+
   test("bad usage with --log-format json is reported as JSON", async () => {
     const run = await runSync(["--log-format", "json", "--bogus"]);
     assert.equal(run.code, 2);
