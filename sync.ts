@@ -273,14 +273,11 @@ export async function readUsersFile(path: string, maxBytes: number = LIMITS.file
   try {
     bytes = await readAtMost(path, maxBytes + 1);
   } catch (error) {
-    const code = (error as { code?: string }).code;
-    const reason = code === "ENOENT"
-      ? "file not found; give the path with --file or $USERS_FILE"
-      : code === "EISDIR"
-      ? "it is a directory, not a file; give the path of the JSON file itself"
-      : code === "EACCES" || code === "EPERM"
-      ? "permission denied; make the file readable by this user"
-      : `cannot read it (${code ?? "unknown error"})`;
+    const reason = whyUnreadable(error, {
+      missing: "file not found; give the path with --file or $USERS_FILE",
+      directory: "it is a directory, not a file; give the path of the JSON file itself",
+      denied: "permission denied; make the file readable by this user",
+    });
     throw new InputError(`cannot read users file ${path}: ${reason}`);
   }
   if (bytes.length > maxBytes) {
@@ -294,6 +291,15 @@ export async function readUsersFile(path: string, maxBytes: number = LIMITS.file
   } catch {
     throw new InputError(`users file ${path} is not UTF-8 text; save it as UTF-8`);
   }
+}
+
+/** Why a file could not be read, in the caller's words for the common cases, else its error code. */
+function whyUnreadable(error: unknown, words: { missing: string; directory: string; denied: string }): string {
+  const code = (error as { code?: string }).code;
+  if (code === "ENOENT") return words.missing;
+  if (code === "EISDIR") return words.directory;
+  if (code === "EACCES" || code === "EPERM") return words.denied;
+  return `cannot read it (${code ?? "unknown error"})`;
 }
 
 /** Decodes UTF-8, refusing invalid bytes instead of replacing them. */
@@ -818,14 +824,11 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
         const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024);
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
       } catch (error) {
-        const code = (error as { code?: string }).code;
-        const reason = code === "ENOENT"
-          ? "file not found"
-          : code === "EACCES"
-          ? "permission denied"
-          : code === "EISDIR"
-          ? "it is a directory; give the file of the Secret's key"
-          : code ?? "not UTF-8 text";
+        const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
+          missing: "file not found",
+          directory: "it is a directory; give the file of the Secret's key",
+          denied: "permission denied",
+        });
         problems.push(`${place}: cannot read ${password_file} (${reason})`);
         return rest;
       }
