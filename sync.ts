@@ -1586,7 +1586,7 @@ export class PostgresStore implements Store {
       try {
         result = await work(new PostgresTransaction(sql, this.target, (m) => this.#redact(m), this.#watchdog));
       } catch (error) {
-        if (!connectionLost(error)) await sql.unsafe("ROLLBACK").catch(() => {});
+        if (!connectionLost(error)) await this.#watchdog(sql.unsafe("ROLLBACK")).catch(() => {});
         throw error;
       }
       try {
@@ -1610,7 +1610,10 @@ export class PostgresStore implements Store {
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.#sql.end({ timeout: 0 }).catch(() => {});
-        reject(new Error(`no answer within ${this.#options.statementTimeoutSeconds + 10} s; connection dropped`));
+        reject(Object.assign(
+          new Error(`no answer within ${this.#options.statementTimeoutSeconds + 10} s; connection dropped`),
+          { code: "CONNECTION_DROPPED_BY_WATCHDOG" },
+        ));
       }, (this.#options.statementTimeoutSeconds + 10) * 1000);
     });
     return Promise.race([query, expired]).finally(() => clearTimeout(timer));

@@ -111,6 +111,48 @@ describe("kills and faults on postgres", () => {
   });
 });
 
+describe("a half-open connection", () => {
+  test("a database that stops answering mid-statement is given up after the statement timeout and a grace period", async (t) => {
+    const db = await database(t, postgresBackend);
+    assert.equal((await runSync(["--file", usersFile([alice]), "--database-url", db.url])).code, 0);
+    const before = await usersRows(db);
+    await db.query(`
+      CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$;
+      CREATE TRIGGER slow_user BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`);
+    // A proxy that, once told, forwards nothing more in either direction and closes nothing:
+    // what a dead node or a dropped NAT entry looks like from the client.
+    const target = new URL(db.url);
+    let blackhole = false;
+    const sockets: { destroy(): void }[] = [];
+    const server = createServer((client) => {
+      const upstream = createConnection(Number(target.port), target.hostname);
+      sockets.push(client, upstream);
+      client.on("data", (d) => blackhole || upstream.write(d));
+      upstream.on("data", (d) => blackhole || client.write(d));
+      client.on("error", () => {});
+      upstream.on("error", () => {});
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    t.after(() => {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    });
+    const via = new URL(db.url);
+    via.port = String((server.address() as { port: number }).port);
+    const started = Date.now();
+    const running = startSync(["--file", usersFile([alice, bob]), "--database-url", via.href, "--statement-timeout", "1"]);
+    await sleep(1000);
+    blackhole = true;
+    const run = await running.result;
+    const elapsed = Date.now() - started;
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stderr, /no answer within 11 s; connection dropped/);
+    assert.ok(elapsed >= 10_000 && elapsed < 20_000, `gave up after ${elapsed} ms`);
+    assert.deepEqual(await usersRows(db), before);
+  });
+});
+
 describe("waiting for the database", () => {
   /** A free local port with nothing listening on it yet. */
   async function freePort(): Promise<number> {
