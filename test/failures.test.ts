@@ -43,6 +43,17 @@ async function usersOrNone(db: TestDatabase) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * SQL for a PostgreSQL trigger that makes each write of a `users` row take
+ * `seconds` (only for `username`, when given): a statement slow on purpose.
+ */
+function slowUsersTrigger(seconds: number, { on = "INSERT", username }: { on?: string; username?: string } = {}): string {
+  const sleep = username ? `IF NEW.username = '${username}' THEN PERFORM pg_sleep(${seconds}); END IF;` : `PERFORM pg_sleep(${seconds});`;
+  return `
+    CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${sleep} RETURN NEW; END $$;
+    CREATE TRIGGER slow_user BEFORE ${on} ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`;
+}
+
 for (const backend of backends) {
   describe(`kills and faults on ${backend.name}`, () => {
     for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
@@ -70,10 +81,7 @@ describe("kills and faults on postgres", () => {
     assert.equal((await runSync(["--file", usersFile([alice]), "--database-url", db.url])).code, 0);
     const before = await usersRows(db);
     // Holds the write phase open long enough to be killed from a second session.
-    await db.query(`
-      CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.username = 'slow' THEN PERFORM pg_sleep(5); END IF; RETURN NEW; END $$;
-      CREATE TRIGGER slow_user BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`);
+    await db.query(slowUsersTrigger(5, { username: "slow" }));
     const file = usersFile([{ ...alice, password: "alice-second-passphrase" }, { username: "slow", password: "x" }, bob]);
     const running = startSync(["--file", file, "--database-url", db.url]);
     let killed = 0;
@@ -98,10 +106,7 @@ describe("kills and faults on postgres", () => {
     const db = await database(t, postgresBackend);
     assert.equal((await runSync(["--file", usersFile([alice]), "--database-url", db.url])).code, 0);
     const before = await usersRows(db);
-    await db.query(`
-      CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM pg_sleep(5); RETURN NEW; END $$;
-      CREATE TRIGGER slow_user BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`);
+    await db.query(slowUsersTrigger(5));
     const started = Date.now();
     const run = await runSync(["--file", usersFile([alice, bob]), "--database-url", db.url, "--statement-timeout", "1"]);
     assert.equal(run.code, 3, run.stderr);
@@ -116,10 +121,7 @@ describe("a half-open connection", () => {
     const db = await database(t, postgresBackend);
     assert.equal((await runSync(["--file", usersFile([alice]), "--database-url", db.url])).code, 0);
     const before = await usersRows(db);
-    await db.query(`
-      CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$;
-      CREATE TRIGGER slow_user BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`);
+    await db.query(slowUsersTrigger(2));
     // A proxy that, once told, forwards nothing more in either direction and closes nothing:
     // what a dead node or a dropped NAT entry looks like from the client.
     const target = new URL(db.url);
@@ -496,9 +498,7 @@ describe("secrets on every failure path", () => {
       await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", `postgres://u:${encodeURIComponent(secret)}@127.0.0.1:1/db`, "--wait", "1"]),
       await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", db.url.replace(/:[^:@/]+@/, `:${encodeURIComponent(secret)}@`)]),
     ];
-    await admin.unsafe(`
-      CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(3); RETURN NEW; END $$;
-      CREATE TRIGGER slow_user BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`).simple();
+    await admin.unsafe(slowUsersTrigger(3, { on: "UPDATE" })).simple();
     runs.push(await runSync(["--file", file([{ username: "a", password: `${secret}-2` }]), "--database-url", db.url, "--statement-timeout", "1"]));
     const killed = startSync(["--file", file([{ username: "a", password: `${secret}-3` }]), "--database-url", db.url]);
     await sleep(800);
