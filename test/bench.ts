@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a benchmark prints its table; only sync.ts must print through its logger.
 /**
  * `npm run bench`: measures the sync against baselines run in the same
  * process, on the same machine, and prints ratios with their goals. Starts
@@ -66,7 +67,11 @@ async function repeat(times: number, run: () => Promise<number>): Promise<number
   return median(samples);
 }
 
-const sync = (file: string, url: string, ...more: string[]) => ["sync.ts", "--file", file, "--database-url", url, ...more];
+const sync = (
+  file: string,
+  url: string,
+  ...more: string[]
+) => ["sync.ts", "--file", file, "--database-url", url, ...more];
 
 /** A child that only hashes (or verifies) with the tool's own function, no database. */
 function argon2Only(mode: "hash" | "verify", file: string): string[] {
@@ -117,7 +122,12 @@ try {
   }
   const [hashOnly, firstSync] = [median(hashRuns), median(syncRuns)];
   const createStatements = statementsIn(url1000);
-  ratio("first sync of 1,000 ÷ hashing 1,000", firstSync / hashOnly, 1.15, `${firstSync.toFixed(0)} ms ÷ ${hashOnly.toFixed(0)} ms, medians of 3`);
+  ratio(
+    "first sync of 1,000 ÷ hashing 1,000",
+    firstSync / hashOnly,
+    1.15,
+    `${firstSync.toFixed(0)} ms ÷ ${hashOnly.toFixed(0)} ms, medians of 3`,
+  );
 
   // 2. No-change re-sync of 1,000 users ÷ of 1 user.
   const url1 = await freshDatabase();
@@ -128,14 +138,22 @@ try {
   const noChange1000 = await repeat(7, () => timed(sync(thousand, url1000)));
   const noChangeStatements = (statementsIn(url1000) - before) / 8;
   const noChange1 = await repeat(7, () => timed(sync(one, url1)));
-  ratio("no-change re-sync: 1,000 ÷ 1 user", noChange1000 / noChange1, 1.5, `${noChange1000.toFixed(0)} ms ÷ ${noChange1.toFixed(0)} ms, medians of 7`);
+  ratio(
+    "no-change re-sync: 1,000 ÷ 1 user",
+    noChange1000 / noChange1,
+    1.5,
+    `${noChange1000.toFixed(0)} ms ÷ ${noChange1.toFixed(0)} ms, medians of 7`,
+  );
 
   // 3. One password changed among 1,000 ÷ verifying 1,000 with no database.
   const sql = postgres(url1000, { max: 1 });
   const stored = await sql`SELECT username, password_hash FROM users ORDER BY username`;
   await sql.end();
   const pairs = join(work, "pairs.json");
-  writeFileSync(pairs, JSON.stringify(stored.map((r, i) => ({ password: `bench-password-${i}`, password_hash: r.password_hash }))));
+  writeFileSync(
+    pairs,
+    JSON.stringify(stored.map((r, i) => ({ password: `bench-password-${i}`, password_hash: r.password_hash }))),
+  );
   const verifyRuns: number[] = [];
   const changedRuns: number[] = [];
   let changeStatements = 0;
@@ -148,23 +166,38 @@ try {
     changeStatements = statementsIn(url1000) - before;
   }
   const [verifyOnly, oneChanged] = [median(verifyRuns), median(changedRuns)];
-  ratio("one password changed among 1,000 ÷ verifying 1,000", oneChanged / verifyOnly, 1.15, `${oneChanged.toFixed(0)} ms ÷ ${verifyOnly.toFixed(0)} ms, medians of 3`);
+  ratio(
+    "one password changed among 1,000 ÷ verifying 1,000",
+    oneChanged / verifyOnly,
+    1.15,
+    `${oneChanged.toFixed(0)} ms ÷ ${verifyOnly.toFixed(0)} ms, medians of 3`,
+  );
 
   // 4. Start-up: the bundle validating one user ÷ an empty node. (The bundle also serves case 5.)
   const dist = join(work, "dist");
   await timed(["build.mjs", "--outdir", dist]);
   const validate = await repeat(15, () => timed([join(dist, "sync.mjs"), "--validate", "--file", one]));
   const bare = await repeat(15, () => timed(["-e", "0"]));
-  ratio("node dist/sync.mjs --validate (1 user) ÷ node -e 0", validate / bare, 3, `${validate.toFixed(0)} ms ÷ ${bare.toFixed(0)} ms, medians of 15`);
+  ratio(
+    "node dist/sync.mjs --validate (1 user) ÷ node -e 0",
+    validate / bare,
+    3,
+    `${validate.toFixed(0)} ms ÷ ${bare.toFixed(0)} ms, medians of 15`,
+  );
 
   // 5. Peak memory of a 10,000-user first sync, measured by the child itself, run as the image
   // runs it: the bundle, with the Node.js flags of the Dockerfile's ENTRYPOINT.
-  const entrypoint: string[] = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))![1]);
+  const entrypoint: string[] = JSON.parse(
+    /^ENTRYPOINT (\[.*\])$/m.exec(readFileSync(join(root, "Dockerfile"), "utf8"))![1],
+  );
   const imageFlags = entrypoint.slice(1, -1);
   const rssFile = join(work, "rss.txt");
   const preload = join(work, "rss.mjs");
-  writeFileSync(preload, `import { writeFileSync } from "node:fs";
-process.on("exit", () => writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)));\n`);
+  writeFileSync(
+    preload,
+    `import { writeFileSync } from "node:fs";
+process.on("exit", () => writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)));\n`,
+  );
   const tenThousandFile = usersJson(10_000);
   const tenThousandUrl = await freshDatabase();
   const tenThousand = await timed([
@@ -194,7 +227,9 @@ process.on("exit", () => writeFileSync(${JSON.stringify(rssFile)}, String(proces
 
   const width = Math.max(...results.map((r) => r.name.length));
   console.log(`${"case".padEnd(width)}  measured                                    goal`);
-  for (const r of results) console.log(`${r.name.padEnd(width)}  ${r.value.padEnd(42)}  ${r.goal}${r.ok ? "" : "  MISSED"}`);
+  for (const r of results) {
+    console.log(`${r.name.padEnd(width)}  ${r.value.padEnd(42)}  ${r.goal}${r.ok ? "" : "  MISSED"}`);
+  }
   if (results.some((r) => !r.ok)) process.exitCode = 1;
 } finally {
   await server.stop();

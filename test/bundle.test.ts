@@ -50,7 +50,9 @@ describe("the bundle", () => {
     assert.ok(files.includes(`argon2.linux-${process.arch}-gnu.node`), files.join(", "));
     assert.ok(statSync(join(out, "sync.mjs")).size < 150_000);
     assert.ok(readFileSync(join(out, "sync.mjs"), "utf8").startsWith("#!/usr/bin/env node\n"));
-    for (const file of files) assert.match(buildOutput, new RegExp(`^${file.replace(/\./g, "\\.")}\\s+[\\d.]+ kB$`, "m"));
+    for (const file of files) {
+      assert.match(buildOutput, new RegExp(`^${file.replace(/\./g, "\\.")}\\s+[\\d.]+ kB$`, "m"));
+    }
   });
 
   for (const backend of backends) {
@@ -171,7 +173,15 @@ describe("Deno", () => {
   for (const backend of backends) {
     test(`deno run sync.ts syncs into ${backend.name} with the documented permissions`, async (t) => {
       const db = await database(t, backend);
-      const args = ["run", ...permissions(backend.name, db), "sync.ts", "--file", usersFile(users), "--database-url", db.url];
+      const args = [
+        "run",
+        ...permissions(backend.name, db),
+        "sync.ts",
+        "--file",
+        usersFile(users),
+        "--database-url",
+        db.url,
+      ];
       const first = run(deno, args, { cwd: root, env: { PATH: process.env.PATH ?? "", NO_COLOR: "1" } });
       assert.equal(first.code, 0, first.stderr);
       assert.match(first.stdout, /^users: 2 created, 0 updated, 0 unchanged$/m);

@@ -48,10 +48,10 @@ describe("JSON syntax errors", () => {
     ["[1,2", "unexpected end of input", 1, 5],
     ['{"a":1,}', "trailing comma", 1, 8],
     ['[\n "ab\u0001c"]', "control character", 2, 5],
-    ['[1] [2]', "unexpected data after the end", 1, 5],
+    ["[1] [2]", "unexpected data after the end", 1, 5],
     ['{"a" 1}', "expected ':'", 1, 6],
     ['["abc', "unterminated string", 1, 2],
-    ['[01]', "expected ',' or ']'", 1, 3],
+    ["[01]", "expected ',' or ']'", 1, 3],
   ];
   for (const [text, reason, line, column] of cases) {
     test(`${JSON.stringify(text)} is reported as ${reason} at ${line}:${column}`, () => {

@@ -9,8 +9,8 @@ import { describe, test, type TestContext } from "node:test";
 import { argon2Verify as independentVerify } from "hash-wasm";
 import { argon2Verify } from "../deps.ts";
 import {
-  BARYCENTER_TABLES,
   backends,
+  BARYCENTER_TABLES,
   propertiesOf,
   runSync,
   type TestDatabase,
@@ -49,7 +49,10 @@ for (const backend of backends) {
         { ...bob, enabled: false },
       ]);
       const after = Math.floor(Date.now() / 1000);
-      assert.match(run.stdout, /^created alice: password, email, email_verified, properties\.name, properties\.age, properties\.groups$/m);
+      assert.match(
+        run.stdout,
+        /^created alice: password, email, email_verified, properties\.name, properties\.age, properties\.groups$/m,
+      );
       assert.match(run.stdout, /^created bob: password, enabled$/m);
       assert.match(run.stdout, /^users: 2 created, 0 updated, 0 unchanged$/m);
 
@@ -74,7 +77,10 @@ for (const backend of backends) {
 
     test("a second run with the same file writes nothing: rows stay byte for byte the same", async (t) => {
       const db = await database(t);
-      const users = [{ ...alice, enabled: true, properties: { name: "Alice", address: { city: "Bern", zip: "3000" } } }, bob];
+      const users = [
+        { ...alice, enabled: true, properties: { name: "Alice", address: { city: "Bern", zip: "3000" } } },
+        bob,
+      ];
       await syncOk(db, users);
       const rowsBefore = await usersRows(db);
       const propsBefore = await db.query("SELECT * FROM properties ORDER BY owner, key");
@@ -134,9 +140,14 @@ for (const backend of backends) {
     test("a changed property is rewritten alone; an equal one in another key order is not", async (t) => {
       const db = await database(t);
       await syncOk(db, [{ ...alice, properties: { name: "Alice", address: { city: "Bern", zip: "3000" } } }]);
-      await db.query(`UPDATE properties SET updated_at = 1, value = '{"zip": "3000", "city": "Bern"}' WHERE key = 'address'`);
+      await db.query(
+        `UPDATE properties SET updated_at = 1, value = '{"zip": "3000", "city": "Bern"}' WHERE key = 'address'`,
+      );
       await db.query("UPDATE properties SET updated_at = 1 WHERE key = 'name'");
-      const run = await syncOk(db, [{ ...alice, properties: { name: "Alice B.", address: { city: "Bern", zip: "3000" } } }]);
+      const run = await syncOk(db, [{
+        ...alice,
+        properties: { name: "Alice B.", address: { city: "Bern", zip: "3000" } },
+      }]);
       assert.match(run.stdout, /^updated alice: properties\.name$/m);
       const rows = await db.query("SELECT key, value, updated_at FROM properties ORDER BY key");
       assert.deepEqual(rows[0], { key: "address", value: '{"zip": "3000", "city": "Bern"}', updated_at: 1 });
@@ -151,7 +162,9 @@ for (const backend of backends) {
         "INSERT INTO users (subject, username, password_hash, email, email_verified, created_at, enabled) " +
           "VALUES ('manual-subject', 'carol', 'not-a-hash', 'carol@example.com', 1, 42, 1)",
       );
-      await db.query("INSERT INTO properties (owner, key, value, updated_at) VALUES ('manual-subject', 'name', '\"Carol\"', 42)");
+      await db.query(
+        "INSERT INTO properties (owner, key, value, updated_at) VALUES ('manual-subject', 'name', '\"Carol\"', 42)",
+      );
       const carolBefore = (await usersRows(db))[2];
       const run = await syncOk(db, [{ ...alice, password: "alice-second-passphrase" }]);
       assert.match(run.stdout, /^users: 0 created, 1 updated, 0 unchanged$/m);
@@ -161,7 +174,7 @@ for (const backend of backends) {
       assert.deepEqual(await propertiesOf(db, "carol"), { name: '"Carol"' });
     });
 
-    test("a bare array and an object {\"users\": [...]} sync the same users", async (t) => {
+    test('a bare array and an object {"users": [...]} sync the same users', async (t) => {
       const db = await database(t);
       await syncOk(db, { users: [alice] });
       const run = await syncOk(db, [alice, bob]);
@@ -317,7 +330,9 @@ for (const backend of backends) {
       const hashes = (await usersRows(db)).map((r) => String(r.password_hash));
       for (const run of runs) {
         const printed = run.stdout + run.stderr;
-        for (const s of [secret, secret2, ...hashes, "Sekr1t"]) assert.ok(!printed.includes(s), `printed a secret: ${printed}`);
+        for (const s of [secret, secret2, ...hashes, "Sekr1t"]) {
+          assert.ok(!printed.includes(s), `printed a secret: ${printed}`);
+        }
       }
       assert.equal(runs.filter((r) => r.code !== 0).length, 7);
       const dump = JSON.stringify([await usersRows(db), await db.query("SELECT * FROM properties")]);
@@ -386,7 +401,15 @@ describe("bad input, on any backend", () => {
       users: [{ username: " x", password: "p", pasword: "S", emial: "z", enabeld: true }],
       extra: 1,
     });
-    for (const line of ["extra: unknown top-level field", "users[0].username: must not start", "users[0].pasword: unknown field", "users[0].emial: unknown field", "users[0].enabeld: unknown field"]) {
+    for (
+      const line of [
+        "extra: unknown top-level field",
+        "users[0].username: must not start",
+        "users[0].pasword: unknown field",
+        "users[0].emial: unknown field",
+        "users[0].enabeld: unknown field",
+      ]
+    ) {
       assert.ok(stderr.includes(line), `missing "${line}" in:\n${stderr}`);
     }
   });
@@ -399,24 +422,51 @@ describe("bad input, on any backend", () => {
     ]);
     assert.match(stderr, /users\[0\]\.username: must be valid Unicode text/);
     assert.match(stderr, /users\[1\]\.password: must be valid Unicode text/);
-    assert.match(stderr, /users\[2\]\.properties\["k\\u0000"\]: property names must be text without control characters/);
+    assert.match(
+      stderr,
+      /users\[2\]\.properties\["k\\u0000"\]: property names must be text without control characters/,
+    );
     assert.match(stderr, /users\[2\]\.properties\["x\\ny"\]: property names must be text without control characters/);
     assert.match(stderr, /users\[2\]\.properties\[""\]: property names must be 1 to 255 characters/);
-    assert.match(stderr, /users\[2\]\.properties\.constructor: the property names __proto__, prototype, constructor are not supported/);
+    assert.match(
+      stderr,
+      /users\[2\]\.properties\.constructor: the property names __proto__, prototype, constructor are not supported/,
+    );
   });
 
   test("a property value nested deeper than 32 levels is refused with exit 2, however deep", async (t) => {
     const deep = (n: number) => "[".repeat(n) + "]".repeat(n);
-    const stderr = await rejected(t, `[{"username": "a", "password": "p", "properties": {"ok": ${deep(32)}, "bad": ${deep(200000)}}}]`);
+    const stderr = await rejected(
+      t,
+      `[{"username": "a", "password": "p", "properties": {"ok": ${deep(32)}, "bad": ${deep(200000)}}}]`,
+    );
     assert.match(stderr, /users\[0\]\.properties\.bad: nested more than 32 levels deep/);
     assert.doesNotMatch(stderr, /properties\.ok/);
   });
 
   test("addresses people use are accepted as emails, broken ones are not", async (t) => {
-    const good = ["o'neil@example.com", "x@xn--bcher-kva.example", "user@localhost", "jos\u00e9@b\u00fccher.de", "a+tag@sub.example.org"];
-    const run = await runSync(["--validate", "--file", usersFile(good.map((email, i) => ({ username: `u${i}`, password: "p", email })))]);
+    const good = [
+      "o'neil@example.com",
+      "x@xn--bcher-kva.example",
+      "user@localhost",
+      "jos\u00e9@b\u00fccher.de",
+      "a+tag@sub.example.org",
+    ];
+    const run = await runSync([
+      "--validate",
+      "--file",
+      usersFile(good.map((email, i) => ({ username: `u${i}`, password: "p", email }))),
+    ]);
     assert.equal(run.code, 0, run.stderr);
-    const bad = ["bad@", "@example.com", "a b@example.com", "a..b@example.com", "a@-example.com", "a@example..com", "a@b@c"];
+    const bad = [
+      "bad@",
+      "@example.com",
+      "a b@example.com",
+      "a..b@example.com",
+      "a@-example.com",
+      "a@example..com",
+      "a@b@c",
+    ];
     const stderr = await rejected(t, bad.map((email, i) => ({ username: `u${i}`, password: "p", email })));
     for (let i = 0; i < bad.length; i++) assert.ok(stderr.includes(`users[${i}].email: invalid email address`), stderr);
   });
@@ -446,7 +496,11 @@ describe("bad input, on any backend", () => {
   });
 
   test("usernames of 255 characters and passwords of 1024 are accepted", async () => {
-    const run = await runSync(["--validate", "--file", usersFile([{ username: "u".repeat(255), password: "p".repeat(1024) }])]);
+    const run = await runSync([
+      "--validate",
+      "--file",
+      usersFile([{ username: "u".repeat(255), password: "p".repeat(1024) }]),
+    ]);
     assert.equal(run.code, 0, run.stderr);
   });
 
@@ -460,7 +514,7 @@ describe("bad input, on any backend", () => {
     assert.match(stderr, /not valid JSON: .* at line 3, column 20/);
   });
 
-  test("a file that is neither an array nor {\"users\": [...]} is rejected", async (t) => {
+  test('a file that is neither an array nor {"users": [...]} is rejected', async (t) => {
     assert.match(await rejected(t, { user: [] }), /\(root\): expected an array of users/);
     assert.match(await rejected(t, { users: [], extra: true }), /extra: unknown top-level field/);
   });
