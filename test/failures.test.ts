@@ -16,8 +16,8 @@ import {
   backends,
   postgresBackend,
   runSync,
-  SYNC,
   startSync,
+  SYNC,
   type TestDatabase,
   usersFile,
   usersRows,
@@ -44,11 +44,33 @@ async function usersOrNone(db: TestDatabase) {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * Waits until the sync has a statement whose text matches `like` running on
+ * the server (polling `pg_stat_activity`, for at most 30 s) and returns the
+ * backend's pid: the moment a test needs, however slow the machine is.
+ */
+async function runningStatement(db: TestDatabase, like: string): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const [row] = await db.query(`
+      SELECT pid FROM pg_stat_activity
+      WHERE application_name = 'barycenter-user-sync' AND query LIKE '${like}' AND state = 'active'`);
+    if (row) return Number(row.pid);
+    await sleep(50);
+  }
+  throw new Error(`the sync never ran a statement like ${like}`);
+}
+
+/**
  * SQL for a PostgreSQL trigger that makes each write of a `users` row take
  * `seconds` (only for `username`, when given): a statement slow on purpose.
  */
-function slowUsersTrigger(seconds: number, { on = "INSERT", username }: { on?: string; username?: string } = {}): string {
-  const sleep = username ? `IF NEW.username = '${username}' THEN PERFORM pg_sleep(${seconds}); END IF;` : `PERFORM pg_sleep(${seconds});`;
+function slowUsersTrigger(
+  seconds: number,
+  { on = "INSERT", username }: { on?: string; username?: string } = {},
+): string {
+  const sleep = username
+    ? `IF NEW.username = '${username}' THEN PERFORM pg_sleep(${seconds}); END IF;`
+    : `PERFORM pg_sleep(${seconds});`;
   return `
     CREATE FUNCTION slow_user() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN ${sleep} RETURN NEW; END $$;
     CREATE TRIGGER slow_user BEFORE ${on} ON users FOR EACH ROW EXECUTE FUNCTION slow_user();`;
@@ -61,7 +83,7 @@ for (const backend of backends) {
         const db = await database(t, backend);
         const file = usersFile(manyUsers(400));
         const running = startSync(["--file", file, "--database-url", db.url]);
-        await sleep(1200);
+        await running.waitFor(/hashing passwords: 0\/400/);
         running.child.kill(signal);
         const run = await running.result;
         assert.equal(run.code, code, run.stderr);
@@ -82,17 +104,15 @@ describe("kills and faults on postgres", () => {
     const before = await usersRows(db);
     // Holds the write phase open long enough to be killed from a second session.
     await db.query(slowUsersTrigger(5, { username: "slow" }));
-    const file = usersFile([{ ...alice, password: "alice-second-passphrase" }, { username: "slow", password: "x" }, bob]);
+    const file = usersFile([
+      { ...alice, password: "alice-second-passphrase" },
+      { username: "slow", password: "x" },
+      bob,
+    ]);
     const running = startSync(["--file", file, "--database-url", db.url]);
-    let killed = 0;
-    for (let i = 0; i < 100 && killed === 0; i++) {
-      await sleep(100);
-      const [row] = await db.query(`
-        SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-        WHERE application_name = 'barycenter-user-sync' AND query LIKE '%INSERT INTO users%' AND state = 'active'`);
-      killed = Number(row.n);
-    }
-    assert.equal(killed, 1, "the sync never reached its write phase");
+    const pid = await runningStatement(db, "%INSERT INTO users%");
+    const [killed] = await db.query(`SELECT pg_terminate_backend(${pid}) AS done`);
+    assert.equal(killed.done, true);
     const run = await running.result;
     assert.equal(run.code, 3, run.stderr);
     assert.deepEqual(await usersRows(db), before);
@@ -108,7 +128,14 @@ describe("kills and faults on postgres", () => {
     const before = await usersRows(db);
     await db.query(slowUsersTrigger(5));
     const started = Date.now();
-    const run = await runSync(["--file", usersFile([alice, bob]), "--database-url", db.url, "--statement-timeout", "1"]);
+    const run = await runSync([
+      "--file",
+      usersFile([alice, bob]),
+      "--database-url",
+      db.url,
+      "--statement-timeout",
+      "1",
+    ]);
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, /statement timeout/);
     assert.ok(Date.now() - started < 4500, "the statement was not cut short");
@@ -124,14 +151,22 @@ describe("a half-open connection", () => {
     await db.query(slowUsersTrigger(2));
     // A proxy that, once told, forwards nothing more in either direction and closes nothing:
     // what a dead node or a dropped NAT entry looks like from the client.
+    // It goes dark right after forwarding the write of the users rows, so the statement is on the
+    // server and its answer never comes back, however slowly this machine got there.
     const target = new URL(db.url);
-    let blackhole = false;
+    let blackholedAt = 0;
     const sockets: { destroy(): void }[] = [];
     const server = createServer((client) => {
       const upstream = createConnection(Number(target.port), target.hostname);
       sockets.push(client, upstream);
-      client.on("data", (d) => blackhole || upstream.write(d));
-      upstream.on("data", (d) => blackhole || client.write(d));
+      let recent = "";
+      client.on("data", (d: Buffer) => {
+        if (blackholedAt) return;
+        upstream.write(d);
+        recent = (recent + d.toString("latin1")).slice(-4096);
+        if (recent.includes("INSERT INTO users")) blackholedAt = Date.now();
+      });
+      upstream.on("data", (d) => blackholedAt || client.write(d));
       client.on("error", () => {});
       upstream.on("error", () => {});
     });
@@ -142,15 +177,19 @@ describe("a half-open connection", () => {
     });
     const via = new URL(db.url);
     via.port = String((server.address() as { port: number }).port);
-    const started = Date.now();
-    const running = startSync(["--file", usersFile([alice, bob]), "--database-url", via.href, "--statement-timeout", "1"]);
-    await sleep(1000);
-    blackhole = true;
-    const run = await running.result;
-    const elapsed = Date.now() - started;
+    const run = await runSync([
+      "--file",
+      usersFile([alice, bob]),
+      "--database-url",
+      via.href,
+      "--statement-timeout",
+      "1",
+    ]);
+    const elapsed = Date.now() - blackholedAt;
+    assert.ok(blackholedAt > 0, "the sync never sent its write of the users rows");
     assert.equal(run.code, 3, run.stderr);
     assert.match(run.stderr, /no answer within 11 s; connection dropped/);
-    assert.ok(elapsed >= 10_000 && elapsed < 20_000, `gave up after ${elapsed} ms`);
+    assert.ok(elapsed >= 10_000 && elapsed < 16_000, `gave up ${elapsed} ms after the connection went dark`);
     assert.deepEqual(await usersRows(db), before);
   });
 });
@@ -185,11 +224,13 @@ describe("waiting for the database", () => {
     const late = new URL(db.url);
     late.port = String(port);
     const running = startSync(["--file", usersFile([alice]), "--database-url", late.href, "--wait", "20"]);
-    await sleep(1500);
+    await running.waitFor(/not reachable yet \(attempt 2:/);
     proxy(t, port, url);
     const run = await running.result;
     assert.equal(run.code, 0, run.stderr);
-    const attempts = run.stderr.split("\n").filter((line) => /not reachable yet \(attempt \d+: .*ECONNREFUSED/.test(line));
+    const attempts = run.stderr.split("\n").filter((line) =>
+      /not reachable yet \(attempt \d+: .*ECONNREFUSED/.test(line)
+    );
     assert.ok(attempts.length >= 2, run.stderr);
     assert.match(run.stdout, /^users: 1 created/m);
     assert.doesNotMatch(run.stderr, /test-only-not-a-secret/);
@@ -210,7 +251,12 @@ describe("waiting for the database", () => {
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 1500, "gave up before --wait ran out");
     assert.ok(elapsed < 4500, `waited ${elapsed} ms, far past --wait 2`);
-    assert.match(run.stderr, new RegExp(`cannot connect to PostgreSQL at 127\\.0\\.0\\.1:${port}/barycenter after \\d+ attempts.*ECONNREFUSED`));
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `cannot connect to PostgreSQL at 127\\.0\\.0\\.1:${port}/barycenter after \\d+ attempts.*ECONNREFUSED`,
+      ),
+    );
     assert.doesNotMatch(run.stdout + run.stderr, /url-password-do-not-print/);
   });
 
@@ -232,7 +278,14 @@ describe("waiting for the database", () => {
     const db = await database(t, postgresBackend);
     // The test server speaks no TLS: sslmode=require fails in the handshake.
     const started = Date.now();
-    const run = await runSync(["--file", usersFile([alice]), "--database-url", `${db.url}?sslmode=require`, "--wait", "30"]);
+    const run = await runSync([
+      "--file",
+      usersFile([alice]),
+      "--database-url",
+      `${db.url}?sslmode=require`,
+      "--wait",
+      "30",
+    ]);
     assert.equal(run.code, 3, run.stderr);
     assert.ok(Date.now() - started < 5000, "it waited for a failure that waiting cannot cure");
     assert.doesNotMatch(run.stderr, /not reachable yet/);
@@ -244,7 +297,12 @@ describe("waiting for the database", () => {
     wrongPassword.password = "wrong-password-do-not-print";
     const unknownDatabase = new URL(db.url);
     unknownDatabase.pathname = "/no_such_database";
-    for (const [url, reason] of [[wrongPassword, /password authentication failed/], [unknownDatabase, /does not exist/]] as const) {
+    for (
+      const [url, reason] of [[wrongPassword, /password authentication failed/], [
+        unknownDatabase,
+        /does not exist/,
+      ]] as const
+    ) {
       const started = Date.now();
       const run = await runSync(["--file", usersFile([alice]), "--database-url", url.href, "--wait", "30"]);
       assert.equal(run.code, 3, run.stderr);
@@ -290,7 +348,10 @@ describe("hostile and broken input", () => {
   test("a file over --max-file-size (default 16 MiB) is refused before it is parsed", async () => {
     const big = JSON.stringify([{ username: "a", password: "p", properties: { pad: "x".repeat(17 * 1024 * 1024) } }]);
     assert.match(await rejected(big), /larger than 16\.0 MiB; .*--max-file-size/);
-    assert.match(await rejected(JSON.stringify([alice]) + " ".repeat(2 * 1024 * 1024), "--max-file-size", "1"), /larger than 1\.0 MiB/);
+    assert.match(
+      await rejected(JSON.stringify([alice]) + " ".repeat(2 * 1024 * 1024), "--max-file-size", "1"),
+      /larger than 1\.0 MiB/,
+    );
   });
 
   test("more than 100,000 users are refused", async () => {
@@ -348,7 +409,10 @@ describe("hostile and broken input", () => {
     );
     assert.match(stderr, /__proto__: unknown top-level field/);
     assert.match(stderr, /users\[0\]\.__proto__: unknown field/);
-    assert.match(stderr, /users\[0\]\.properties\.__proto__: the property names __proto__, prototype, constructor are not supported/);
+    assert.match(
+      stderr,
+      /users\[0\]\.properties\.__proto__: the property names __proto__, prototype, constructor are not supported/,
+    );
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
 
@@ -365,19 +429,35 @@ describe("hostile and broken input", () => {
       { username: "Jos\u00e9", password: "p" },
       { username: "Jose\u0301", password: "p" },
     ]));
-    assert.match(stderr, /users\[1\]\.username: differs from users\[0\]\.username only in letter case or Unicode normalisation/);
-    assert.match(stderr, /users\[3\]\.username: differs from users\[2\]\.username only in letter case or Unicode normalisation/);
+    assert.match(
+      stderr,
+      /users\[1\]\.username: differs from users\[0\]\.username only in letter case or Unicode normalisation/,
+    );
+    assert.match(
+      stderr,
+      /users\[3\]\.username: differs from users\[2\]\.username only in letter case or Unicode normalisation/,
+    );
   });
 });
 
 describe("fuzzing the input", () => {
   const secret = "Fuzz-Secret-\u2603-42";
-  const valid = JSON.stringify({
-    users: [
-      { username: "alice", password: secret, email: "alice@example.com", enabled: true, properties: { name: "A", n: [1, { x: null }] } },
-      { username: "bob", password: secret, email_verified: false },
-    ],
-  }, null, 2);
+  const valid = JSON.stringify(
+    {
+      users: [
+        {
+          username: "alice",
+          password: secret,
+          email: "alice@example.com",
+          enabled: true,
+          properties: { name: "A", n: [1, { x: null }] },
+        },
+        { username: "bob", password: secret, email_verified: false },
+      ],
+    },
+    null,
+    2,
+  );
 
   /** A small deterministic generator, so a failure can be replayed. */
   function random(seed: number) {
@@ -388,7 +468,25 @@ describe("fuzzing the input", () => {
     };
   }
 
-  const pieces = ["{", "}", "[", "]", ",", ":", '"', "\\", "null", "true", "1e999", "-0", "\u0000", "\ud800", '"__proto__"', "\n", " "];
+  const pieces = [
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    '"',
+    "\\",
+    "null",
+    "true",
+    "1e999",
+    "-0",
+    "\u0000",
+    "\ud800",
+    '"__proto__"',
+    "\n",
+    " ",
+  ];
 
   function mutate(text: string, rand: (n: number) => number): string {
     let out = text;
@@ -451,7 +549,10 @@ describe("fuzzing the input", () => {
       const data = brokenOnPurpose(rand);
       assert.throws(() => validateUsers(data), (error: InputError) => {
         assert.ok(error instanceof InputError, String(error));
-        assert.ok(!(error.message + error.problems.join("\n")).includes("Fuzz-Secret"), `case ${i} printed the password`);
+        assert.ok(
+          !(error.message + error.problems.join("\n")).includes("Fuzz-Secret"),
+          `case ${i} printed the password`,
+        );
         return true;
       }, `case ${i} was accepted: ${JSON.stringify(data).replaceAll(secret, "…")}`);
     }
@@ -489,19 +590,50 @@ describe("secrets on every failure path", () => {
     const runs = [
       await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", db.url]),
       await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", db.url, "--dry-run"]),
-      await runSync(["--file", file(`[{"username": "a", "password": "${secret}", "password": "${secret}"}]`), "--validate"]),
+      await runSync([
+        "--file",
+        file(`[{"username": "a", "password": "${secret}", "password": "${secret}"}]`),
+        "--validate",
+      ]),
       await runSync(["--file", file(`[{"username": "a", "password": "${secret}"`), "--validate"]),
       await runSync(["--file", file(`[{"username": "a", "password": ${secret}}]`), "--validate"]),
       await runSync(["--file", file([{ username: "a", password: secret, pass: secret }]), "--validate"]),
       await runSync(["--file", file([{ username: secret, password: 5 }]), "--validate", "--log-format", "json"]),
-      await runSync(["--file", file([{ username: "a", password: secret }]), "--validate", "--max-file-size", "0.00001"]),
-      await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", `postgres://u:${encodeURIComponent(secret)}@127.0.0.1:1/db`, "--wait", "1"]),
-      await runSync(["--file", file([{ username: "a", password: secret }]), "--database-url", db.url.replace(/:[^:@/]+@/, `:${encodeURIComponent(secret)}@`)]),
+      await runSync([
+        "--file",
+        file([{ username: "a", password: secret }]),
+        "--validate",
+        "--max-file-size",
+        "0.00001",
+      ]),
+      await runSync([
+        "--file",
+        file([{ username: "a", password: secret }]),
+        "--database-url",
+        `postgres://u:${encodeURIComponent(secret)}@127.0.0.1:1/db`,
+        "--wait",
+        "1",
+      ]),
+      await runSync([
+        "--file",
+        file([{ username: "a", password: secret }]),
+        "--database-url",
+        db.url.replace(/:[^:@/]+@/, `:${encodeURIComponent(secret)}@`),
+      ]),
     ];
     await admin.unsafe(slowUsersTrigger(3, { on: "UPDATE" })).simple();
-    runs.push(await runSync(["--file", file([{ username: "a", password: `${secret}-2` }]), "--database-url", db.url, "--statement-timeout", "1"]));
+    runs.push(
+      await runSync([
+        "--file",
+        file([{ username: "a", password: `${secret}-2` }]),
+        "--database-url",
+        db.url,
+        "--statement-timeout",
+        "1",
+      ]),
+    );
     const killed = startSync(["--file", file([{ username: "a", password: `${secret}-3` }]), "--database-url", db.url]);
-    await sleep(800);
+    await runningStatement(db, "%INSERT INTO users%");
     killed.child.kill("SIGTERM");
     runs.push(await killed.result);
 
@@ -514,7 +646,11 @@ describe("secrets on every failure path", () => {
         assert.ok(!printed.includes(needle), `run ${i} printed a secret:\n${printed}`);
       }
     }
-    const dump = JSON.stringify([...await admin`SELECT * FROM users`, ...await admin`SELECT * FROM properties`, ...await admin`SELECT * FROM user_sync_state`]);
+    const dump = JSON.stringify([
+      ...await admin`SELECT * FROM users`,
+      ...await admin`SELECT * FROM properties`,
+      ...await admin`SELECT * FROM user_sync_state`,
+    ]);
     assert.ok(!dump.includes("Distinctive"), "the database holds a plaintext password");
   });
 });

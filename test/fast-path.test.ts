@@ -118,7 +118,10 @@ for (const backend of backends) {
       }
       const specs = validateUsers([alice, bob]);
       assert.equal(await argon2Verify(String(state.pairs_hash), canonicalPairs(specs)), true);
-      const rows = (await usersRows(db)).map((r) => ({ username: String(r.username), password_hash: String(r.password_hash) }));
+      const rows = (await usersRows(db)).map((r) => ({
+        username: String(r.username),
+        password_hash: String(r.password_hash),
+      }));
       assert.equal(state.hashes_digest, passwordHashesDigest(rows));
       assert.ok(!JSON.stringify(state).includes("passphrase"));
     });
@@ -148,6 +151,16 @@ describe("statements per run do not grow with the number of users", () => {
       return readFileSync(log, "utf8").split("\n")
         .filter((line) => line.startsWith(`${name}|barycenter-user-sync|`) && /LOG: {2}(statement|execute)/.test(line));
     };
+    /** Returns once the server has logged everything sent before this call: a marker statement is logged after it. */
+    const logFlushed = async (db: TestDatabase) => {
+      const marker = `log-flushed-${Math.random().toString(36).slice(2)}`;
+      await db.query(`SELECT '${marker}'`);
+      const deadline = Date.now() + 30_000;
+      while (!readFileSync(log, "utf8").includes(marker)) {
+        assert.ok(Date.now() < deadline, "the server never logged the marker statement");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
     const counts: Record<string, number[]> = {};
     for (const size of [10, 1000]) {
       const db = await postgres.create();
@@ -158,7 +171,7 @@ describe("statements per run do not grow with the number of users", () => {
         const before = statements(db).length;
         const run = await runSync(["--file", file, "--database-url", db.url]);
         assert.equal(run.code, 0, run.stderr);
-        await new Promise((resolve) => setTimeout(resolve, 200)); // let the server flush its log
+        await logFlushed(db);
         perRun.push(statements(db).length - before);
       }
       counts[size] = perRun;
@@ -195,16 +208,19 @@ function countingStore(inner: Store): { store: Store; calls: () => number } {
   const store: Store = {
     transaction: (work, mode) =>
       inner.transaction((tx) =>
-        work(new Proxy(tx, {
-          get(target, key) {
-            const value = Reflect.get(target, key);
-            if (typeof value !== "function") return value;
-            return (...args: unknown[]) => {
-              calls++;
-              return (value as (...a: unknown[]) => unknown).apply(target, args);
-            };
-          },
-        }) as StoreTransaction), mode),
+        work(
+          new Proxy(tx, {
+            get(target, key) {
+              const value = Reflect.get(target, key);
+              if (typeof value !== "function") return value;
+              return (...args: unknown[]) => {
+                calls++;
+                return (value as (...a: unknown[]) => unknown).apply(target, args);
+              };
+            },
+          }) as StoreTransaction,
+        ), mode),
+    abort: () => inner.abort(),
     close: () => inner.close(),
   };
   return { store, calls: () => calls };

