@@ -99,19 +99,19 @@ export class DatabaseError extends Error {
 // ---------------------------------------------------------------------------
 // Options
 
+/** What a run is: a sync, a plan only, a plan that exits 4 on drift, or the file checked alone. */
+export type Mode = "sync" | "dry-run" | "check" | "validate";
+
 /** What the command line and the environment ask for. */
 export interface Options {
   /** `sync-users` (the default, also Barycenter's word) or `hash-password`. */
   command: "sync" | "hash-password";
+  mode: Mode;
   file: string;
   /** From `--database-url` or the environment; otherwise the config file or the default decides. */
   databaseUrl: string | undefined;
   /** Barycenter's `config.toml`, whose `[database] url` is used when nothing above gives one. */
   config: string | undefined;
-  dryRun: boolean;
-  /** Like dryRun, and exit 4 when the sync would change something. */
-  check: boolean;
-  validateOnly: boolean;
   logFormat: "text" | "json";
   /** Seconds to keep retrying an unreachable database (and SQLite's busy timeout); 0: no waiting. */
   waitSeconds: number;
@@ -126,37 +126,114 @@ export interface Options {
 /** The environment variables the tool reads. */
 export type Env = Record<string, string | undefined>;
 
-/** Text printed by `--help`. */
-export const HELP = `Usage: node sync.ts [-c CONFIG] [sync-users] [options]
-       node sync.ts hash-password        (reads a password from standard input)
+/**
+ * One command-line option: its flag, the variables that stand in for it, its
+ * default and its help, stated once. The help text, the parser and the
+ * defaults are all built from {@linkcode OPTIONS}.
+ */
+interface OptionSpec {
+  short?: string;
+  /** The value's name in the help (`PATH`); none for a switch. */
+  value?: string;
+  /** Variables read, in order, when the option is not given. */
+  env?: string[];
+  /** Numbers: the default and the smallest value accepted. */
+  number?: { default: number; min: number };
+  /** Help lines, without the flag column. */
+  help: string[];
+}
 
-Makes Barycenter's users match a JSON file, in one transaction. hash-password
-prints the Argon2id hash of a password, for a users file's password_hash.
+const OPTIONS = {
+  file: {
+    short: "f",
+    value: "PATH",
+    env: ["USERS_FILE"],
+    help: [`users JSON; default $USERS_FILE, else ${DEFAULT_USERS_FILE}`],
+  },
+  "database-url": {
+    short: "d",
+    value: "URL",
+    env: ["DATABASE_URL", "BARYCENTER__DATABASE__URL"],
+    help: [
+      "sqlite://PATH?mode=rwc or postgres://user:pass@host:5432/db;",
+      "default $DATABASE_URL, else $BARYCENTER__DATABASE__URL,",
+      `else [database] url of --config, else ${DEFAULT_DATABASE_URL}`,
+    ],
+  },
+  config: { short: "c", value: "PATH", help: ["Barycenter's config.toml, read for [database] url"] },
+  "dry-run": {
+    help: ["read, validate, compare with the database and print what", "would change; write nothing"],
+  },
+  check: {
+    help: [
+      "like --dry-run, then exit 0 when the database matches the",
+      "file and 4 when a sync would change something: drift",
+      "detection for CI and monitoring",
+    ],
+  },
+  validate: {
+    help: [
+      "read and validate the file only; no database connection, and",
+      "no password_file or password_env read (they exist where the",
+      "sync runs)",
+    ],
+  },
+  "log-format": { value: "FORMAT", help: ["text (default) or json: one JSON object a line"] },
+  wait: {
+    value: "SECONDS",
+    number: { default: 30, min: 0 },
+    help: [
+      "keep retrying a database that is not reachable yet, and wait",
+      "for a locked SQLite file, this long (default 30; 0: no waiting)",
+    ],
+  },
+  "statement-timeout": {
+    value: "SECONDS",
+    number: { default: 600, min: 1 },
+    help: ["longest one SQL statement may take, waiting for a concurrent", "sync included (default 600)"],
+  },
+  "max-file-size": {
+    value: "MIB",
+    number: { default: LIMITS.fileMiB, min: 0.001 },
+    help: [`largest users file accepted (default ${LIMITS.fileMiB})`],
+  },
+  help: { short: "h", help: ["show this help"] },
+  version: { short: "V", help: ["show the version"] },
+} satisfies Record<string, OptionSpec>;
 
-Options:
-  -f, --file PATH          users JSON; default $USERS_FILE, else ${DEFAULT_USERS_FILE}
-  -d, --database-url URL   sqlite://PATH?mode=rwc or postgres://user:pass@host:5432/db;
-                           default $DATABASE_URL, else $BARYCENTER__DATABASE__URL,
-                           else [database] url of --config, else ${DEFAULT_DATABASE_URL}
-  -c, --config PATH        Barycenter's config.toml, read for [database] url
-      --dry-run            read, validate, compare with the database and print what
-                           would change; write nothing
-      --check              like --dry-run, then exit 0 when the database matches the
-                           file and 4 when a sync would change something
-      --validate           read and validate the file only; no database connection
-      --log-format FORMAT  text (default) or json: one JSON object a line
-      --wait SECONDS       keep retrying a database that is not reachable yet, and wait
-                           for a locked SQLite file, this long (default 30; 0: no waiting)
-      --statement-timeout SECONDS
-                           longest one SQL statement may take, waiting for a concurrent
-                           sync included (default 600)
-      --max-file-size MIB  largest users file accepted (default ${LIMITS.fileMiB})
-  -h, --help               show this help
-  -V, --version            show the version
+type OptionName = keyof typeof OPTIONS;
 
-Exit status: 0 success; 2 bad usage or bad input (nothing written);
-3 database unreachable or transaction failed (rolled back); 1 unexpected error.
-`;
+/** The modes chosen by a switch; without one, a run syncs. */
+const MODE_SWITCHES = ["dry-run", "check", "validate"] as const;
+
+/** Text printed by `--help`: the usage, then {@linkcode OPTIONS}, then the exit statuses. */
+export const HELP = helpText();
+
+function helpText(): string {
+  const lines = [
+    "Usage: node sync.ts [-c CONFIG] [sync-users] [options]",
+    "       node sync.ts hash-password        (reads a password from standard input)",
+    "",
+    "Makes Barycenter's users match a JSON file, in one transaction. hash-password",
+    "prints the Argon2id hash of a password, for a users file's password_hash.",
+    "",
+    "Options:",
+  ];
+  for (const [name, spec] of Object.entries(OPTIONS) as [OptionName, OptionSpec][]) {
+    const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${name}${spec.value ? ` ${spec.value}` : ""}`;
+    const [first, ...rest] = spec.help;
+    // A flag too long for its column gets a line of its own.
+    if (flag.length > 23) lines.push(`  ${flag}`, ...spec.help.map((line) => " ".repeat(27) + line));
+    else lines.push(`  ${flag.padEnd(25)}${first}`, ...rest.map((line) => " ".repeat(27) + line));
+  }
+  lines.push(
+    "",
+    "Exit status: 0 success; 2 bad usage or bad input (nothing written);",
+    "3 database unreachable or transaction failed (rolled back); 4 --check found",
+    "drift; 130 and 143 stopped by SIGINT or SIGTERM (rolled back); 1 unexpected error.",
+  );
+  return lines.join("\n") + "\n";
+}
 
 /** Reads the command line and the environment; throws {@linkcode UsageError}. */
 export function parseOptions(args: string[], env: Env): Options {
@@ -167,26 +244,18 @@ export function parseOptions(args: string[], env: Env): Options {
       strict: true,
       // `sync-users` is accepted so that Barycenter's own init container arguments work unchanged.
       allowPositionals: true,
-      options: {
-        file: { type: "string", short: "f" },
-        "database-url": { type: "string", short: "d" },
-        config: { type: "string", short: "c" },
-        "dry-run": { type: "boolean" },
-        check: { type: "boolean" },
-        validate: { type: "boolean" },
-        "log-format": { type: "string" },
-        wait: { type: "string" },
-        "statement-timeout": { type: "string" },
-        "max-file-size": { type: "string" },
-        help: { type: "boolean", short: "h" },
-        version: { type: "boolean", short: "V" },
-      },
+      options: Object.fromEntries(
+        (Object.entries(OPTIONS) as [OptionName, OptionSpec][]).map(([name, spec]) => [
+          name,
+          { type: spec.value ? "string" : "boolean", ...(spec.short ? { short: spec.short } : {}) },
+        ]),
+      ) as Record<OptionName, { type: "string" | "boolean"; short?: string }>,
     });
   } catch (error) {
     // parseArgs names the offending option, never a value; still, keep only its first line.
     throw new UsageError(String((error as Error).message).split("\n")[0]);
   }
-  const values = parsed.values;
+  const values = parsed.values as Partial<Record<OptionName, string | boolean>>;
   const words = parsed.positionals;
   const unexpected = words.filter((word) => word !== "sync-users" && word !== "hash-password");
   if (unexpected.length > 0 || words.length > 1) {
@@ -199,13 +268,16 @@ export function parseOptions(args: string[], env: Env): Options {
       `unexpected argument ${shown}; the command words are sync-users (the default) and hash-password`,
     );
   }
-  const logFormat = values["log-format"] ?? "text";
-  if (logFormat !== "text" && logFormat !== "json") {
-    throw new UsageError(`--log-format must be "text" or "json"`);
-  }
-  const modes = (["dry-run", "check", "validate"] as const).filter((mode) => values[mode]);
-  if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} exclude each other`);
-  const number = (name: string, value: string | undefined, fallback: number, min: number) => {
+  /** The option's value, else the first of its variables that is set and not empty. */
+  const text = (name: OptionName): string | undefined => {
+    const given = values[name];
+    if (typeof given === "string" && given !== "") return given;
+    const spec: OptionSpec = OPTIONS[name];
+    return spec.env?.map((variable) => env[variable]).find((value) => value !== undefined && value !== "");
+  };
+  const number = (name: "wait" | "statement-timeout" | "max-file-size"): number => {
+    const { default: fallback, min } = OPTIONS[name].number;
+    const value = text(name);
     if (value === undefined) return fallback;
     const n = Number(value);
     if (value.trim() === "" || !Number.isFinite(n) || n < min) {
@@ -213,26 +285,25 @@ export function parseOptions(args: string[], env: Env): Options {
     }
     return n;
   };
+  const logFormat = text("log-format") ?? "text";
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new UsageError(`--log-format must be "text" or "json"`);
+  }
+  const modes = MODE_SWITCHES.filter((mode) => values[mode] === true);
+  if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} exclude each other`);
   return {
-    file: nonEmpty(values.file) ?? nonEmpty(env.USERS_FILE) ?? DEFAULT_USERS_FILE,
-    databaseUrl: nonEmpty(values["database-url"]) ?? nonEmpty(env.DATABASE_URL) ??
-      nonEmpty(env.BARYCENTER__DATABASE__URL),
-    config: nonEmpty(values.config),
     command: words[0] === "hash-password" ? "hash-password" : "sync",
-    dryRun: (values["dry-run"] || values.check) ?? false,
-    check: values.check ?? false,
-    validateOnly: values.validate ?? false,
+    mode: modes[0] ?? "sync",
+    file: text("file") ?? DEFAULT_USERS_FILE,
+    databaseUrl: text("database-url"),
+    config: text("config"),
     logFormat,
-    waitSeconds: number("wait", values.wait, 30, 0),
-    statementTimeoutSeconds: number("statement-timeout", values["statement-timeout"], 600, 1),
-    maxFileBytes: Math.floor(number("max-file-size", values["max-file-size"], LIMITS.fileMiB, 0.001) * 1024 * 1024),
-    help: values.help ?? false,
-    version: values.version ?? false,
+    waitSeconds: number("wait"),
+    statementTimeoutSeconds: number("statement-timeout"),
+    maxFileBytes: Math.floor(number("max-file-size") * 1024 * 1024),
+    help: values.help === true,
+    version: values.version === true,
   };
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  return value === undefined || value === "" ? undefined : value;
 }
 
 /**
@@ -1213,7 +1284,11 @@ export interface StoreOptions {
   onRetry: (message: string) => void;
 }
 
-const DEFAULT_STORE_OPTIONS: StoreOptions = { waitSeconds: 30, statementTimeoutSeconds: 600, onRetry: () => {} };
+const DEFAULT_STORE_OPTIONS: StoreOptions = {
+  waitSeconds: OPTIONS.wait.number.default,
+  statementTimeoutSeconds: OPTIONS["statement-timeout"].number.default,
+  onRetry: () => {},
+};
 
 /**
  * The DDL of Barycenter's first migration for the two tables the sync
@@ -2069,7 +2144,7 @@ export async function main(args: string[], env: Env, output: Output = processOut
   if (options.command === "hash-password") return await hashPasswordCommand(process.stdin, output, log);
   try {
     const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file));
-    if (options.validateOnly) {
+    if (options.mode === "validate") {
       // Secrets from files and variables exist only where the sync runs (a CI pipeline has none): not read here.
       const count = specs.length === 1 ? "1 user" : `${specs.length} users`;
       log.info(`${options.file}: ${count}, valid`, { file: options.file, users: specs.length });
@@ -2085,13 +2160,16 @@ export async function main(args: string[], env: Env, output: Output = processOut
     let result: SyncResult;
     try {
       const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
-      result = await syncUsers(store, users, { dryRun: options.dryRun, progress: createProgress(log, terminal) });
+      result = await syncUsers(store, users, {
+        dryRun: options.mode !== "sync",
+        progress: createProgress(log, terminal),
+      });
     } finally {
       stopOnSignal();
       await store.close().catch(() => {});
     }
-    const drift = reportResult(result, log, options.check);
-    return options.check && drift ? EXIT.drift : EXIT.ok;
+    const drift = reportResult(result, log, options.mode === "check");
+    return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
   } catch (error) {
     return reportFailure(error, log);
   }
