@@ -76,6 +76,7 @@ try {
     "rebuild it with: node build.mjs --target " + process.platform + "-" + process.arch, { cause: error });
 }
 export const hash = binding.hash;
+export const hashRaw = binding.hashRaw;
 export const verify = binding.verify;
 `;
 

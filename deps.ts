@@ -23,7 +23,7 @@ import {
   unknown,
 } from "valibot";
 
-export { hash as argon2Hash, verify as argon2Verify } from "@node-rs/argon2";
+export { hash as argon2Hash, hashRaw as argon2HashRaw, verify as argon2Verify } from "@node-rs/argon2";
 export { default as postgres } from "postgres";
 export { parse as parseToml } from "smol-toml";
 export type { BaseIssue } from "valibot";

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { open, readFile } from "node:fs/promises";
 import { Buffer } from "node:buffer";
 import { existsSync, readFileSync, realpathSync } from "node:fs";
@@ -23,7 +23,7 @@ import process from "node:process";
 import { dirname, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { argon2Hash, argon2Verify, type BaseIssue, parseToml, postgres, v } from "./deps.ts";
+import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, parseToml, postgres, v } from "./deps.ts";
 
 /** The tool's version, printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -1172,20 +1172,34 @@ const noProgress: Progress = () => () => {};
 // ---------------------------------------------------------------------------
 // The no-change fast path
 //
-// The sync keeps one row per users file in a table of its own: an Argon2id
-// hash (Barycenter's parameters) of the file's (username, password) pairs,
-// and a SHA-256 digest of those users' password_hash values as the last
-// successful sync left them. When the digest still matches and the pairs
-// verify, every password is known to match without one verification per
-// user. Any miss falls back to verifying each user.
+// The sync keeps one row per users file in a table of its own. One Argon2id
+// computation (Barycenter's parameters) of the file's (username, password)
+// pairs with a random salt gives a key, which is never stored: the row holds
+// the salt, a verifier of the key, and an HMAC under the key of a SHA-256
+// digest of those users' password_hash values as the last successful sync
+// left them. When the verifier and the HMAC of the current hashes match,
+// every password is known to match without one verification per user. Any
+// miss falls back to verifying each user.
+//
+// The digest is authenticated, not stored plain: anyone who can write the
+// database could otherwise replace a hash, recompute the digest, and have
+// every later sync trust a hash that does not verify the file's password.
+// Without the file's passwords no one can make the HMAC, so an edited or
+// forged row costs the fast path, never a wrong result. A replayed old row
+// proves nothing wrong either: it opens only with the pairs it was made for,
+// and only for the hashes the tool left when they verified those very pairs.
 
-/** The tool's own state for one set of usernames. */
+/**
+ * The tool's own state for one set of usernames: one row of `user_sync_state`.
+ * The columns keep the names and types of the tool's first version, so a table
+ * it created works unchanged; a row it wrote is read as no state.
+ */
 export interface SyncState {
   /** SHA-256 of the sorted usernames: one state per users file, not per database. */
   file_key: string;
-  /** Argon2id PHC hash of {@linkcode canonicalPairs}. */
+  /** The salt and the verifier of {@linkcode pairsKey}, after {@linkcode STATE_KEY_PREFIX}. */
   pairs_hash: string;
-  /** {@linkcode passwordHashesDigest} after the last successful sync. */
+  /** `hmac-sha256:` and, in hex, the HMAC under that key of {@linkcode passwordHashesDigest} after the last sync. */
   hashes_digest: string;
   updated_at: number;
 }
@@ -1216,19 +1230,96 @@ export function passwordHashesDigest(hashes: { username: string; password_hash: 
 }
 
 /**
- * Whether the stored state proves that every file password matches its stored
- * hash: all users exist, their hashes are the ones the last sync left, and the
- * file's pairs are the ones it hashed. One Argon2 verification in all.
+ * How `pairs_hash` begins: the key's derivation, Argon2id with Barycenter's
+ * parameters. Not a PHC hash of anything (its last field is a verifier, not
+ * Argon2's output), hence its own name. A row naming other parameters is no
+ * state: a row can never make a sync compute a costlier Argon2 than Barycenter's.
+ */
+export const STATE_KEY_PREFIX =
+  `$user-sync-key$argon2id$v=19$m=${ARGON2_OPTIONS.memoryCost},t=${ARGON2_OPTIONS.timeCost},` +
+  `p=${ARGON2_OPTIONS.parallelism}$`;
+
+/** The key the state is made with, derived from the file's passwords; never stored. */
+export interface PairsKey {
+  salt: Buffer;
+  key: Buffer;
+}
+
+/**
+ * The state's key: the raw output of one Argon2id computation, with
+ * Barycenter's parameters, of {@linkcode canonicalPairs} and `salt` (a new
+ * random one by default). Only someone who knows every file password can
+ * compute it.
+ */
+export async function pairsKey(specs: UserSpec[], salt: Buffer = randomBytes(16)): Promise<PairsKey> {
+  return { salt, key: await argon2HashRaw(canonicalPairs(specs), { ...ARGON2_OPTIONS, salt }) };
+}
+
+/** HMAC-SHA256 under the pairs' key; the label keeps the verifier and the digest's HMAC apart. */
+function stateMac(key: Buffer, label: "verifier" | "hashes_digest", message = ""): Buffer {
+  return createHmac("sha256", key).update(`user_sync_state.${label}\0${message}`).digest();
+}
+
+/** The state row that records `digest`, a {@linkcode passwordHashesDigest}, under the pairs' key. */
+export function sealState(fileKey: string, { salt, key }: PairsKey, digest: string, now: number): SyncState {
+  const base64 = (bytes: Buffer) => bytes.toString("base64").replace(/=+$/, "");
+  return {
+    file_key: fileKey,
+    pairs_hash: `${STATE_KEY_PREFIX}${base64(salt)}$${base64(stateMac(key, "verifier"))}`,
+    hashes_digest: `hmac-sha256:${stateMac(key, "hashes_digest", digest).toString("hex")}`,
+    updated_at: now,
+  };
+}
+
+/**
+ * The salt, verifier and HMAC of a row in this version's format. Any other
+ * row (the first version's Argon2id PHC hash and plain digest, or anything
+ * edited into the table) is no state: a slower run, never an error.
+ */
+function openState(state: SyncState): { salt: Buffer; verifier: Buffer; mac: Buffer } | undefined {
+  const pairsHash = String(state.pairs_hash);
+  const key = pairsHash.startsWith(STATE_KEY_PREFIX)
+    ? /^([A-Za-z0-9+/]{22})\$([A-Za-z0-9+/]{43})$/.exec(pairsHash.slice(STATE_KEY_PREFIX.length))
+    : null;
+  const mac = /^hmac-sha256:([0-9a-f]{64})$/.exec(String(state.hashes_digest));
+  if (key === null || mac === null) return undefined;
+  const [salt, verifier] = [key[1], key[2]].map((text) => Buffer.from(text, "base64"));
+  return { salt, verifier, mac: Buffer.from(mac[1], "hex") };
+}
+
+/** What the stored state shows about the file's passwords. */
+export interface StateProof {
+  /**
+   * Every file password matches its stored hash: all users exist, the file's
+   * pairs are the ones the state was made for, and the stored hashes are the
+   * ones the last sync left for them.
+   */
+  proves: boolean;
+  /** When it proves: the digest of the stored hashes it proved. */
+  digest?: string;
+  /**
+   * When the state was made for the file's pairs (its verifier matched), their
+   * key: a new state for the same pairs reuses it instead of another Argon2.
+   */
+  key?: PairsKey;
+}
+
+/**
+ * What the stored state proves about the file's passwords. One Argon2
+ * computation in all, none when there is no state in this version's format.
  */
 export async function stateProvesPasswords(
   specs: UserSpec[],
   stored: Map<string, StoredUser>,
   state: SyncState | undefined,
-): Promise<boolean> {
-  if (state === undefined || !specs.every((s) => stored.has(s.username))) return false;
-  const current = specs.map((s) => stored.get(s.username)!);
-  if (passwordHashesDigest(current) !== state.hashes_digest) return false;
-  return await argon2Verify(state.pairs_hash, canonicalPairs(specs)).catch(() => false);
+): Promise<StateProof> {
+  const sealed = state === undefined ? undefined : openState(state);
+  if (sealed === undefined || !specs.every((s) => stored.has(s.username))) return { proves: false };
+  const key = await pairsKey(specs, sealed.salt);
+  if (!timingSafeEqual(stateMac(key.key, "verifier"), sealed.verifier)) return { proves: false };
+  const digest = passwordHashesDigest(specs.map((s) => stored.get(s.username)!));
+  if (!timingSafeEqual(stateMac(key.key, "hashes_digest", digest), sealed.mac)) return { proves: false, key };
+  return { proves: true, digest, key };
 }
 
 // ---------------------------------------------------------------------------
@@ -1312,7 +1403,8 @@ export const CREATE_TABLE: Record<TableName, string> = {
   "updated_at" bigint NOT NULL,
   PRIMARY KEY ("owner", "key")
 )`,
-  // The tool's own table, never a column in Barycenter's: its migrations know nothing of it.
+  // The tool's own table, never a column in Barycenter's: its migrations know nothing of it. Its columns are
+  // the first version's: what they hold changed (see SyncState), so a table an older version made still serves.
   user_sync_state: `CREATE TABLE IF NOT EXISTS "user_sync_state" (
   "file_key" varchar NOT NULL PRIMARY KEY,
   "pairs_hash" varchar NOT NULL,
@@ -1937,7 +2029,8 @@ export async function syncUsers(
       : await tx.readUsers(specs.map((s) => s.username), !absent("properties"));
     const fileKey = stateKey(specs);
     const state = absent("user_sync_state") ? undefined : await tx.readState(fileKey);
-    const fastPath = await stateProvesPasswords(specs, stored, state);
+    const proof = await stateProvesPasswords(specs, stored, state);
+    const fastPath = proof.proves;
     const matches = new Map(
       specs.filter((s) => s.password_hash !== undefined)
         .map((s) => [s.username, stored.get(s.username)?.password_hash === s.password_hash]),
@@ -1956,14 +2049,10 @@ export async function syncUsers(
       const digest = passwordHashesDigest(
         specs.map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })),
       );
-      // A proven state stays true while no hash changed; otherwise record the new one (one hash).
-      if (!(fastPath && digest === state?.hashes_digest)) {
-        await tx.writeState({
-          file_key: fileKey,
-          pairs_hash: await hashPassword(canonicalPairs(specs)),
-          hashes_digest: digest,
-          updated_at: now,
-        });
+      // A proven state stays true while no hash changed; otherwise record the new one, under the key the
+      // proof derived when the state was made for these pairs, else under a new salt (one Argon2).
+      if (!(fastPath && digest === proof.digest)) {
+        await tx.writeState(sealState(fileKey, proof.key ?? await pairsKey(specs), digest, now));
       }
     }
     return { changes: plan.changes, dryRun, fastPath };

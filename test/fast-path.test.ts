@@ -5,16 +5,19 @@
  */
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { argon2Verify } from "../deps.ts";
 import {
-  canonicalPairs,
   hashPassword,
   openStore,
+  pairsKey,
   passwordHashesDigest,
+  sealState,
+  STATE_KEY_PREFIX,
   type Store,
   type StoreTransaction,
   syncUsers,
@@ -108,21 +111,26 @@ for (const backend of backends) {
       assert.deepEqual(added.users.map((u) => [u.user, u.action]), [["carol", "create"]]);
     });
 
-    test("the state holds an Argon2id hash no single password opens, and a digest of the stored hashes", async (t) => {
+    test("the state holds a salt, a verifier and an HMAC of the stored hashes under a key from every password", async (t) => {
       const db = await database(t);
       await sync(db, [alice, bob]);
       const [state] = await db.query("SELECT * FROM user_sync_state");
-      assert.match(String(state.pairs_hash), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
-      for (const password of [alice.password, bob.password]) {
-        assert.equal(await argon2Verify(String(state.pairs_hash), password), false);
-      }
-      const specs = validateUsers([alice, bob]);
-      assert.equal(await argon2Verify(String(state.pairs_hash), canonicalPairs(specs)), true);
+      const pairsHash = String(state.pairs_hash);
+      assert.ok(pairsHash.startsWith(STATE_KEY_PREFIX), pairsHash);
+      const salt = Buffer.from(pairsHash.slice(STATE_KEY_PREFIX.length).split("$")[0], "base64");
       const rows = (await usersRows(db)).map((r) => ({
         username: String(r.username),
         password_hash: String(r.password_hash),
       }));
-      assert.equal(state.hashes_digest, passwordHashesDigest(rows));
+      const digest = passwordHashesDigest(rows);
+      // Not the digest itself, which anyone who can write the hashes could recompute.
+      assert.notEqual(state.hashes_digest, digest);
+      const key = await pairsKey(validateUsers([alice, bob]), salt);
+      const sealed = sealState(String(state.file_key), key, digest, Number(state.updated_at));
+      assert.deepEqual({ ...state }, { ...sealed });
+      // One password alone does not make it.
+      const oneWrong = await pairsKey(validateUsers([alice, { ...bob, password: alice.password }]), salt);
+      assert.notEqual(sealState(String(state.file_key), oneWrong, digest, 0).pairs_hash, state.pairs_hash);
       assert.ok(!JSON.stringify(state).includes("passphrase"));
     });
   });
