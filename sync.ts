@@ -1265,6 +1265,7 @@ export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPT
         `the database URL must start with ${scheme}://; expected ${scheme}://user:password@host:5432/database`,
       );
     }
+    refuseAmbiguousUrl(url);
     return new PostgresStore(url, options);
   }
   throw new UsageError(
@@ -1272,6 +1273,28 @@ export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPT
       ? "the database URL has no scheme; expected sqlite://PATH?mode=rwc or postgres://user:password@host:5432/database"
       : `unsupported database URL scheme "${scheme}:"; expected sqlite:, postgres: or postgresql:`,
   );
+}
+
+/**
+ * Refuses a PostgreSQL URL whose user name or password holds an unencoded "@",
+ * "/", "?" or "#": readers disagree on where such a password ends. The
+ * `postgres` driver (and libpq) end it at the first "@", sqlx (Barycenter) and
+ * WHATWG URLs at the last, and "/", "?" or "#" end the host part early: each
+ * reading turns a piece of the password into a host, port or database name,
+ * which messages print. Percent-encoded, the URL means one thing to all of them.
+ */
+function refuseAmbiguousUrl(url: string): void {
+  const rest = url.slice(url.indexOf("//") + 2);
+  const end = rest.search(/[/?#]/);
+  // user:password@host:port, as a URL parser delimits it.
+  const authority = end < 0 ? rest : rest.slice(0, end);
+  const ats = url.split("@").length - 1;
+  if (ats > 1 || (ats === 1 && !authority.includes("@"))) {
+    throw new UsageError(
+      'the database URL is ambiguous: its user name or password holds an unencoded "@", "/", "?" or "#", ' +
+        "so drivers disagree on where the password ends; percent-encode them (@ as %40, / as %2F, ? as %3F, # as %23)",
+    );
+  }
 }
 
 /** A SQLite database as a sqlx URL names it. */
@@ -1547,6 +1570,13 @@ export class PostgresStore implements Store {
       throw new UsageError("the database URL cannot be parsed; expected postgres://user:password@host:5432/database");
     }
     const { host, port, database } = this.#sql.options;
+    // With several hosts the driver swallows each connection error while it moves on to the next, for ever, past any
+    // --wait; and Barycenter's sqlx reads no host list at all, so such a URL cannot be the database Barycenter uses.
+    if (host.length > 1) {
+      throw new UsageError(
+        `the database URL names ${host.length} hosts; Barycenter connects to a single host, so give the one it uses`,
+      );
+    }
     this.target = this.#redact(`${host.map((h, i) => `${h}:${port[i] ?? port[0]}`).join(",")}/${database}`);
   }
 
@@ -1814,7 +1844,8 @@ function urlSecrets(url: string): string[] {
   try {
     decoded = decodeURIComponent(password);
   } catch { /* kept as written */ }
-  const pieces = [password, decoded, ...password.split(/[/?#@]/)];
+  // The driver splits hosts at "," and ports at ":" as well.
+  const pieces = [password, decoded, ...password.split(/[/?#@,:]/)];
   return [...new Set(pieces)].filter((piece) => piece.length >= 4).sort((a, b) => b.length - a.length);
 }
 
