@@ -17,7 +17,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { open, readFile } from "node:fs/promises";
 import { Buffer } from "node:buffer";
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { constants, existsSync, readFileSync, realpathSync, type Stats } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { dirname, resolve as resolvePath } from "node:path";
@@ -303,7 +303,17 @@ function whyUnreadable(error: unknown, words: { missing: string; directory: stri
   if (code === "ENOENT") return words.missing;
   if (code === "EISDIR") return words.directory;
   if (code === "EACCES" || code === "EPERM") return words.denied;
+  if (code === "ENOTREG") return `it is ${(error as { kind?: string }).kind}, not a regular file`;
   return `cannot read it (${code ?? "unknown error"})`;
+}
+
+/** What a path that is not a regular file is, in words. */
+function fileKind(stats: Stats): string {
+  if (stats.isFIFO()) return "a named pipe";
+  if (stats.isCharacterDevice()) return "a character device";
+  if (stats.isBlockDevice()) return "a block device";
+  if (stats.isSocket()) return "a socket";
+  return "not a regular file";
 }
 
 /** Decodes UTF-8, refusing invalid bytes instead of replacing them. */
@@ -314,9 +324,20 @@ function withoutTrailingNewline(text: string): string {
   return text.replace(/\r?\n$/, "");
 }
 
-async function readAtMost(path: string, limit: number): Promise<Uint8Array> {
-  const handle = await open(path, "r");
+/**
+ * Reads at most `limit` bytes of a file. With `regularOnly`, anything but a
+ * regular file is refused (error code `ENOTREG`, or `EISDIR`) before a byte is
+ * read: a FIFO or a terminal would make the read wait for a writer, for ever.
+ */
+async function readAtMost(path: string, limit: number, regularOnly = false): Promise<Uint8Array> {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; on a regular file it changes nothing.
+  const handle = await open(path, regularOnly ? constants.O_RDONLY | constants.O_NONBLOCK : "r");
   try {
+    const stats = regularOnly ? await handle.stat() : undefined;
+    if (stats?.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    if (stats && !stats.isFile()) {
+      throw Object.assign(new Error("not a regular file"), { code: "ENOTREG", kind: fileKind(stats) });
+    }
     const chunks: Uint8Array[] = [];
     let total = 0;
     while (total < limit) {
@@ -838,7 +859,7 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
     if (password_file !== undefined) {
       place = `users[${index}].password_file ${user}`;
       try {
-        const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024);
+        const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024, true);
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
       } catch (error) {
         const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {

@@ -6,7 +6,11 @@
  */
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import {
   type Backend,
@@ -14,6 +18,7 @@ import {
   type RunningSync,
   type RunResult,
   runSync,
+  sqliteBackend,
   startSync,
   type TestDatabase,
   usersFile,
@@ -26,6 +31,16 @@ async function database(t: TestContext, backend: Backend): Promise<TestDatabase>
   const db = await backend.create();
   t.after(() => db.close());
   return db;
+}
+
+/** The rows of the tables a sync writes, or none where a table does not exist yet. */
+async function snapshot(db: TestDatabase): Promise<unknown[]> {
+  const rows = (sql: string) => db.query(sql).catch(() => []);
+  return [
+    await usersRows(db).catch(() => []),
+    await rows("SELECT owner, key, value, updated_at FROM properties ORDER BY owner, key"),
+    await rows("SELECT file_key, pairs_hash, hashes_digest FROM user_sync_state ORDER BY file_key"),
+  ];
 }
 
 /** A run that must end by itself within `limit` ms; one that does not is killed and the test fails. */
@@ -108,5 +123,40 @@ describe("database URLs", () => {
       assert.match(run.stderr, /the database URL names 2 hosts; Barycenter connects to a single host/);
     }
     assert.equal(counter.count(), 0, "a connection was opened");
+  });
+});
+
+describe("a password_file that is not a regular file", () => {
+  test("a FIFO, a device or a directory is refused at once (exit 2), saying what it is; a symlink to a file works", async (t) => {
+    const db = await database(t, sqliteBackend);
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-pwfile-"));
+    execFileSync("mkfifo", [join(dir, "fifo")]);
+    writeFileSync(join(dir, "real"), "carol-passphrase\n");
+    // A Kubernetes Secret volume: each key is a symlink into a ..data directory.
+    symlinkSync("real", join(dir, "carol"));
+    const file = join(dir, "users.json");
+    writeFileSync(
+      file,
+      JSON.stringify([
+        { username: "alice", password_file: "fifo" },
+        { username: "bob", password_file: "/dev/zero" },
+        { username: "carol", password_file: "carol" },
+      ]),
+    );
+    const run = await endsWithin(startSync(["--file", file, "--database-url", db.url]), 10_000);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(
+      run.stderr,
+      /users\[0\]\.password_file \(user "alice"\): cannot read fifo \(it is a named pipe, not a regular file\)/,
+    );
+    assert.match(
+      run.stderr,
+      /users\[1\]\.password_file \(user "bob"\): cannot read \/dev\/zero \(it is a character device, not a regular file\)/,
+    );
+    assert.doesNotMatch(run.stderr, /carol/);
+    assert.deepEqual(await snapshot(db), [[], [], []]);
+    writeFileSync(file, JSON.stringify([{ username: "carol", password_file: "carol" }]));
+    const ok = await runSync(["--file", file, "--database-url", db.url]);
+    assert.equal(ok.code, 0, ok.stderr);
   });
 });
