@@ -17,7 +17,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { open, readFile } from "node:fs/promises";
 import { Buffer } from "node:buffer";
-import { existsSync, readFileSync, realpathSync } from "node:fs";
+import { constants, existsSync, readFileSync, realpathSync, type Stats } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { dirname, resolve as resolvePath } from "node:path";
@@ -374,7 +374,17 @@ function whyUnreadable(error: unknown, words: { missing: string; directory: stri
   if (code === "ENOENT") return words.missing;
   if (code === "EISDIR") return words.directory;
   if (code === "EACCES" || code === "EPERM") return words.denied;
+  if (code === "ENOTREG") return `it is ${(error as { kind?: string }).kind}, not a regular file`;
   return `cannot read it (${code ?? "unknown error"})`;
+}
+
+/** What a path that is not a regular file is, in words. */
+function fileKind(stats: Stats): string {
+  if (stats.isFIFO()) return "a named pipe";
+  if (stats.isCharacterDevice()) return "a character device";
+  if (stats.isBlockDevice()) return "a block device";
+  if (stats.isSocket()) return "a socket";
+  return "not a regular file";
 }
 
 /** Decodes UTF-8, refusing invalid bytes instead of replacing them. */
@@ -385,9 +395,20 @@ function withoutTrailingNewline(text: string): string {
   return text.replace(/\r?\n$/, "");
 }
 
-async function readAtMost(path: string, limit: number): Promise<Uint8Array> {
-  const handle = await open(path, "r");
+/**
+ * Reads at most `limit` bytes of a file. With `regularOnly`, anything but a
+ * regular file is refused (error code `ENOTREG`, or `EISDIR`) before a byte is
+ * read: a FIFO or a terminal would make the read wait for a writer, for ever.
+ */
+async function readAtMost(path: string, limit: number, regularOnly = false): Promise<Uint8Array> {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; on a regular file it changes nothing.
+  const handle = await open(path, regularOnly ? constants.O_RDONLY | constants.O_NONBLOCK : "r");
   try {
+    const stats = regularOnly ? await handle.stat() : undefined;
+    if (stats?.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    if (stats && !stats.isFile()) {
+      throw Object.assign(new Error("not a regular file"), { code: "ENOTREG", kind: fileKind(stats) });
+    }
     const chunks: Uint8Array[] = [];
     let total = 0;
     while (total < limit) {
@@ -909,7 +930,7 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
     if (password_file !== undefined) {
       place = `users[${index}].password_file ${user}`;
       try {
-        const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024);
+        const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024, true);
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
       } catch (error) {
         const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
@@ -1360,10 +1381,21 @@ export interface StoreTransaction {
 export interface Store {
   /** Runs `work` in one transaction: committed if it resolves, rolled back if it throws. */
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T>;
-  /** Ends at once, rolling back a transaction in progress: for a signal that stops the run. */
-  abort(): Promise<void>;
+  /**
+   * Ends at once, for a signal that stops the run: rolls back a transaction in
+   * progress and says what became of the run's changes, so that the last line
+   * printed is true.
+   */
+  abort(): Promise<AbortOutcome>;
   close(): Promise<void>;
 }
+
+/**
+ * What {@linkcode Store.abort} found: no write transaction had begun (or it
+ * had already ended without a commit), one was rolled back, it had committed,
+ * or a COMMIT was on its way and the server did not say how it ended.
+ */
+export type AbortOutcome = "nothing begun" | "rolled back" | "committed" | "unknown";
 
 /** How a store waits: for a database that is not up yet, and for slow statements. */
 export interface StoreOptions {
@@ -1371,7 +1403,7 @@ export interface StoreOptions {
   waitSeconds: number;
   /** Seconds one statement may take. */
   statementTimeoutSeconds: number;
-  /** Told about each failed connection attempt that will be retried: one line each. */
+  /** Told about each failed connection attempt that will be retried, and each SQLite lock waited for: one line each. */
   onRetry: (message: string) => void;
 }
 
@@ -1432,6 +1464,7 @@ export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPT
         `the database URL must start with ${scheme}://; expected ${scheme}://user:password@host:5432/database`,
       );
     }
+    refuseAmbiguousUrl(url);
     return new PostgresStore(url, options);
   }
   throw new UsageError(
@@ -1439,6 +1472,28 @@ export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPT
       ? "the database URL has no scheme; expected sqlite://PATH?mode=rwc or postgres://user:password@host:5432/database"
       : `unsupported database URL scheme "${scheme}:"; expected sqlite:, postgres: or postgresql:`,
   );
+}
+
+/**
+ * Refuses a PostgreSQL URL whose user name or password holds an unencoded "@",
+ * "/", "?" or "#": readers disagree on where such a password ends. The
+ * `postgres` driver (and libpq) end it at the first "@", sqlx (Barycenter) and
+ * WHATWG URLs at the last, and "/", "?" or "#" end the host part early: each
+ * reading turns a piece of the password into a host, port or database name,
+ * which messages print. Percent-encoded, the URL means one thing to all of them.
+ */
+function refuseAmbiguousUrl(url: string): void {
+  const rest = url.slice(url.indexOf("//") + 2);
+  const end = rest.search(/[/?#]/);
+  // user:password@host:port, as a URL parser delimits it.
+  const authority = end < 0 ? rest : rest.slice(0, end);
+  const ats = url.split("@").length - 1;
+  if (ats > 1 || (ats === 1 && !authority.includes("@"))) {
+    throw new UsageError(
+      'the database URL is ambiguous: its user name or password holds an unencoded "@", "/", "?" or "#", ' +
+        "so drivers disagree on where the password ends; percent-encode them (@ as %40, / as %2F, ? as %3F, # as %23)",
+    );
+  }
 }
 
 /** A SQLite database as a sqlx URL names it. */
@@ -1479,6 +1534,24 @@ export function parseSqliteUrl(url: string): SqliteLocation {
 type SqliteDatabase = import("node:sqlite").DatabaseSync;
 
 /**
+ * How long one wait for a SQLite lock may hold the thread. SQLite's busy
+ * timeout sleeps on the JavaScript thread, where no signal handler runs (a
+ * SIGTERM waited for the whole --wait): so a wait of --wait seconds is made
+ * of many waits this short, with the event loop turning between them.
+ */
+const SQLITE_BUSY_SLICE_MS = 100;
+
+/**
+ * Whether SQLite refused because another connection holds a lock
+ * (SQLITE_BUSY, any extended code). Deno's `node:sqlite` gives no `errcode`,
+ * only SQLite's message for that code.
+ */
+function sqliteBusy(error: unknown): boolean {
+  const { errcode, message } = error as { errcode?: number; message?: unknown };
+  return errcode === undefined ? String(message).startsWith("database is locked") : errcode % 256 === 5;
+}
+
+/**
  * SQLite through the runtime's built-in `node:sqlite`: one connection,
  * `BEGIN IMMEDIATE`, a busy timeout, and `json_each` batches (SQLite has no
  * arrays to bind, so each batch is one JSON parameter).
@@ -1487,6 +1560,7 @@ export class SqliteStore implements Store {
   #location: SqliteLocation;
   #options: StoreOptions;
   #db: SqliteDatabase | undefined;
+  #committed = false;
   /** The file path: safe to print. */
   readonly target: string;
 
@@ -1499,10 +1573,16 @@ export class SqliteStore implements Store {
   async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T> {
     const db = await this.#open(mode.readOnly);
     try {
-      // IMMEDIATE takes the write lock now, so a concurrent writer waits here (the busy timeout), not halfway through.
-      db.exec(mode.readOnly ? "BEGIN" : "BEGIN IMMEDIATE");
+      // IMMEDIATE takes the write lock now, so a concurrent writer waits here, not halfway through. A read takes its
+      // lock at its first read: done here too, so that a writer's commit is waited for here and nowhere else.
+      await this.#untilUnlocked(
+        mode.readOnly ? () => beginReading(db) : () => db.exec("BEGIN IMMEDIATE"),
+        () =>
+          `SQLite ${this.target} is locked by another writer (Barycenter or another sync); ` +
+          `waiting up to ${this.#options.waitSeconds} s (--wait)`,
+      );
     } catch (error) {
-      const busy = (error as { errcode?: number }).errcode === 5;
+      const busy = sqliteBusy(error);
       throw new DatabaseError(
         busy
           ? `SQLite ${this.target} stayed locked by another writer (Barycenter or another sync) for ` +
@@ -1519,12 +1599,50 @@ export class SqliteStore implements Store {
       throw error;
     }
     try {
-      db.exec(mode.readOnly ? "ROLLBACK" : "COMMIT");
+      if (mode.readOnly) {
+        db.exec("ROLLBACK");
+      } else {
+        // Outside WAL mode a commit waits for readers (Barycenter answering a login) to finish: SQLite keeps the
+        // transaction when COMMIT finds them, and documents retrying it.
+        await this.#untilUnlocked(
+          () => {
+            db.exec("COMMIT");
+            this.#committed = true;
+          },
+          () =>
+            `SQLite ${this.target} is being read (by Barycenter?); the commit waits for the readers, ` +
+            `up to ${this.#options.waitSeconds} s (--wait)`,
+        );
+      }
     } catch (error) {
       if (db.isTransaction) db.exec("ROLLBACK");
-      throw new DatabaseError(`SQLite ${this.target}: ${describeDriverError(error)}`);
+      throw new DatabaseError(
+        sqliteBusy(error)
+          ? `SQLite ${this.target} stayed in use by readers for ${this.#options.waitSeconds} s (--wait), so the ` +
+            "commit could not take place"
+          : `SQLite ${this.target}: ${describeDriverError(error)}`,
+      );
     }
     return result;
+  }
+
+  /**
+   * Runs `statement` (BEGIN or COMMIT, which SQLite lets one retry) until it
+   * no longer finds the database locked, or --wait runs out: each attempt
+   * waits at most {@linkcode SQLITE_BUSY_SLICE_MS}, then the event loop turns,
+   * so a signal is handled at once. The first lock found is logged.
+   */
+  async #untilUnlocked(statement: () => void, locked: () => string): Promise<void> {
+    const deadline = performance.now() + this.#options.waitSeconds * 1000;
+    for (let attempt = 1;; attempt++) {
+      try {
+        return statement();
+      } catch (error) {
+        if (!sqliteBusy(error) || performance.now() >= deadline) throw error;
+        if (attempt === 1) this.#options.onRetry(locked());
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
   }
 
   async #open(readOnly: boolean): Promise<SqliteDatabase> {
@@ -1552,7 +1670,7 @@ export class SqliteStore implements Store {
       const db = readOnly
         ? new DatabaseSync(missing ? ":memory:" : path, { readOnly: !missing })
         : new DatabaseSync(path);
-      db.exec(`PRAGMA busy_timeout = ${Math.round(this.#options.waitSeconds * 1000)}`);
+      db.exec(`PRAGMA busy_timeout = ${Math.min(SQLITE_BUSY_SLICE_MS, Math.round(this.#options.waitSeconds * 1000))}`);
       this.#db = db;
       return db;
     } catch (error) {
@@ -1560,9 +1678,12 @@ export class SqliteStore implements Store {
     }
   }
 
-  abort(): Promise<void> {
-    if (this.#db?.isTransaction) this.#db.exec("ROLLBACK");
-    return this.close();
+  async abort(): Promise<AbortOutcome> {
+    // COMMIT runs on this thread: a signal is handled before it or after it, never during it.
+    const outcome = this.#committed ? "committed" : this.#db?.isTransaction ? "rolled back" : "nothing begun";
+    if (outcome === "rolled back") this.#db!.exec("ROLLBACK");
+    await this.close();
+    return outcome;
   }
 
   close(): Promise<void> {
@@ -1666,6 +1787,21 @@ class SqliteTransaction implements StoreTransaction {
 }
 
 /**
+ * Begins a read transaction and takes its lock (SQLite takes it at the first
+ * read), so that a writer holding the database is met here; on failure the
+ * transaction is ended again, to be begun anew.
+ */
+function beginReading(db: SqliteDatabase): void {
+  db.exec("BEGIN");
+  try {
+    db.prepare("SELECT count(*) FROM sqlite_master").get();
+  } catch (error) {
+    db.exec("ROLLBACK");
+    throw error;
+  }
+}
+
+/**
  * Builds the stored-user map from read rows, whatever the backend's row types
  * (bigint as string, integers as numbers); `properties` is an object of key → stored value.
  */
@@ -1691,6 +1827,12 @@ export class PostgresStore implements Store {
   #sql: ReturnType<typeof postgres>;
   #secrets: string[];
   #options: StoreOptions;
+  /** Where the transaction stands, for {@linkcode abort} to say what became of it. */
+  #state: "idle" | "open" | "committing" | "committed" = "idle";
+  /** The COMMIT on its way, while `#state` is "committing". */
+  #commit: Promise<unknown> | undefined;
+  /** Set by {@linkcode abort}: from then on no COMMIT is sent. */
+  #aborted = false;
   /** `host:port/database`, never the password: safe to print. */
   readonly target: string;
 
@@ -1714,6 +1856,13 @@ export class PostgresStore implements Store {
       throw new UsageError("the database URL cannot be parsed; expected postgres://user:password@host:5432/database");
     }
     const { host, port, database } = this.#sql.options;
+    // With several hosts the driver swallows each connection error while it moves on to the next, for ever, past any
+    // --wait; and Barycenter's sqlx reads no host list at all, so such a URL cannot be the database Barycenter uses.
+    if (host.length > 1) {
+      throw new UsageError(
+        `the database URL names ${host.length} hosts; Barycenter connects to a single host, so give the one it uses`,
+      );
+    }
     this.target = this.#redact(`${host.map((h, i) => `${h}:${port[i] ?? port[0]}`).join(",")}/${database}`);
   }
 
@@ -1774,16 +1923,23 @@ export class PostgresStore implements Store {
       throw new ConnectError(error);
     }
     try {
+      this.#state = "open";
       let result: T;
       try {
         result = await work(new PostgresTransaction(sql, this.target, (m) => this.#redact(m), this.#watchdog));
+        // A signal's handler has said "rolling back" and is dropping the connection: that must stay true.
+        if (this.#aborted) throw new DatabaseError(`PostgreSQL at ${this.target}: stopped by a signal`);
       } catch (error) {
         if (!connectionLost(error)) await this.#watchdog(sql.unsafe("ROLLBACK")).catch(() => {});
+        this.#state = "idle";
         throw error;
       }
       try {
-        await this.#watchdog(sql.unsafe("COMMIT"));
+        this.#state = "committing";
+        await (this.#commit = this.#watchdog(sql.unsafe("COMMIT")));
+        this.#state = mode.readOnly ? "idle" : "committed";
       } catch (error) {
+        this.#state = "idle";
         throw new DatabaseError(`PostgreSQL at ${this.target}: ${this.#redact(describeDriverError(error))}`);
       }
       return result;
@@ -1811,9 +1967,27 @@ export class PostgresStore implements Store {
     return Promise.race([query, expired]).finally(() => clearTimeout(timer));
   };
 
-  async abort(): Promise<void> {
-    // Dropping the connection makes the server roll the transaction back.
-    await this.#sql.end({ timeout: 0 });
+  async abort(): Promise<AbortOutcome> {
+    this.#aborted = true;
+    const state = this.#state;
+    let outcome: AbortOutcome = state === "open"
+      ? "rolled back"
+      : state === "committed"
+      ? "committed"
+      : "nothing begun";
+    if (state === "committing") {
+      // The COMMIT is on its way: what the server answers within a second is the truth to print.
+      outcome = await Promise.race([
+        this.#commit!.then(
+          () => "committed" as const,
+          (error) => error instanceof postgres.PostgresError ? "rolled back" as const : "unknown" as const,
+        ),
+        new Promise<"unknown">((resolve) => setTimeout(resolve, 1000, "unknown")),
+      ]);
+    }
+    // Dropping the connection makes the server roll an open transaction back.
+    await this.#sql.end({ timeout: 0 }).catch(() => {});
+    return outcome;
   }
 
   async close(): Promise<void> {
@@ -1981,7 +2155,8 @@ function urlSecrets(url: string): string[] {
   try {
     decoded = decodeURIComponent(password);
   } catch { /* kept as written */ }
-  const pieces = [password, decoded, ...password.split(/[/?#@]/)];
+  // The driver splits hosts at "," and ports at ":" as well.
+  const pieces = [password, decoded, ...password.split(/[/?#@,:]/)];
   return [...new Set(pieces)].filter((piece) => piece.length >= 4).sort((a, b) => b.length - a.length);
 }
 
@@ -2231,6 +2406,8 @@ export async function main(args: string[], env: Env, output: Output = processOut
   const log = createLogger(options.logFormat, output, { color, started });
   sizeThreadPool();
   if (options.command === "hash-password") return await hashPasswordCommand(process.stdin, output, log);
+  // From the first read on: a signal must end the run in a moment whatever it waits for.
+  const signals = exitOnSignal(log);
   try {
     const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file));
     if (options.mode === "validate") {
@@ -2245,7 +2422,7 @@ export async function main(args: string[], env: Env, output: Output = processOut
       statementTimeoutSeconds: options.statementTimeoutSeconds,
       onRetry: (message) => log.warn(message, { retry: true }),
     });
-    const stopOnSignal = rollBackOnSignal(store, log);
+    signals.abortFirst(store);
     let result: SyncResult;
     try {
       const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
@@ -2254,13 +2431,14 @@ export async function main(args: string[], env: Env, output: Output = processOut
         progress: createProgress(log, terminal),
       });
     } finally {
-      stopOnSignal();
       await store.close().catch(() => {});
     }
     const drift = reportResult(result, log, options.mode === "check");
     return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
   } catch (error) {
     return reportFailure(error, log);
+  } finally {
+    signals.stop();
   }
 }
 
@@ -2349,21 +2527,60 @@ function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<
 }
 
 /**
- * While the store is open, SIGTERM (a pod being deleted) or SIGINT rolls the
- * transaction back and ends the process with 128 + the signal's number.
- * Returns the function that removes the handlers.
+ * From now until `stop`, SIGTERM (a pod being deleted) or SIGINT ends the
+ * process within a moment with 128 + the signal's number, whatever the run is
+ * doing: reading a file, connecting, waiting for a lock, hashing, writing.
+ * The store given to `abortFirst` is aborted first, and the line printed says
+ * what became of the changes: never "rolling back" after a commit.
  */
-function rollBackOnSignal(store: Store, log: Logger): () => void {
+function exitOnSignal(log: Logger): { abortFirst(store: Store): void; stop(): void } {
+  let store: Store | undefined;
+  let stopping = false;
   const handlers = (["SIGTERM", "SIGINT"] as const).map((signal) => {
-    const handler = () => {
-      log.error(`received ${signal}: rolling back; nothing was changed`);
-      const code = signal === "SIGTERM" ? 143 : 130;
-      store.abort().catch(() => {}).finally(() => process.exit(code));
+    const handler = async () => {
+      if (stopping) return;
+      stopping = true;
+      try {
+        const outcome: AbortOutcome = store ? await store.abort().catch(() => "unknown" as const) : "nothing begun";
+        log.error(`received ${signal}: ${SIGNAL_OUTCOME[outcome]}`);
+      } finally {
+        exitNow(signal === "SIGTERM" ? 143 : 130);
+      }
     };
     process.on(signal, handler);
     return () => process.off(signal, handler);
   });
-  return () => handlers.forEach((remove) => remove());
+  return { abortFirst: (s) => (store = s), stop: () => handlers.forEach((remove) => remove()) };
+}
+
+/** What the signal's line says, for each {@linkcode AbortOutcome}. */
+const SIGNAL_OUTCOME: Record<AbortOutcome, string> = {
+  "nothing begun": "stopping; nothing was changed",
+  "rolled back": "rolling back; nothing was changed",
+  committed: "stopping; the sync had already committed its changes",
+  unknown: "stopping during the commit, which PostgreSQL did not confirm: the changes are either all in the " +
+    "database or none of them; the next run completes them",
+};
+
+/**
+ * Ends the process with `code` now. Node's process.exit first joins the
+ * threads of libuv's pool, so it waits for an Argon2 computation running
+ * there, which nothing can stop: a costly hash kept a stopped sync burning
+ * CPU for minutes. Replacing the process image (execve) with a Node.js that
+ * only exits ends those threads with the old image and keeps the process id,
+ * so the parent (kubelet, a shell) sees `code`. Raising the signal again
+ * would not do: a container's first process is not ended by a signal it does
+ * not handle. Deno's exit does not wait for its threads.
+ */
+function exitNow(code: number): never {
+  type Execve = (file: string, args: string[], env: Record<string, string>) => never;
+  const execve = (process as { execve?: Execve }).execve;
+  if (!("deno" in process.versions) && typeof execve === "function") {
+    try {
+      execve.call(process, process.execPath, [process.execPath, "--eval", `process.exit(${code})`], {});
+    } catch { /* execve refused (a permission model, a worker): exit the ordinary way */ }
+  }
+  process.exit(code);
 }
 
 function reportFailure(error: unknown, log: Logger): number {

@@ -9,12 +9,15 @@ import { createConnection, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import { postgres } from "../deps.ts";
 import { InputError, parseUsersJson, validateUsers } from "../sync.ts";
 import {
   type Backend,
   backends,
   postgresBackend,
+  type RunningSync,
+  type RunResult,
   runSync,
   startSync,
   SYNC,
@@ -576,6 +579,160 @@ describe("fuzzing the input", () => {
       if (!parses) assert.equal(run.code, 2, `case ${i}: invalid JSON accepted`);
       assert.doesNotMatch(run.stderr, /\n\s+at /, `case ${i}: stack trace`);
       assert.ok(!(run.stdout + run.stderr).includes("Fuzz-Secret"), `case ${i} printed the password`);
+    }
+  });
+
+  /** The run's result, or a failure (and the process killed) if it is still running after `ms`. */
+  async function endsWithin(running: RunningSync, ms: number, what: string): Promise<RunResult> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const overdue = new Promise<"overdue">((resolve) => (timer = setTimeout(resolve, ms, "overdue")));
+    const run = await Promise.race([running.result, overdue]);
+    clearTimeout(timer);
+    if (run !== "overdue") return run;
+    running.child.kill("SIGKILL");
+    const killed = await running.result;
+    assert.fail(`${what}: still running after ${ms} ms\n${killed.stdout}${killed.stderr}`);
+  }
+
+  test("the CLI on 32 mutated database URLs: exit 2 or 3 at once, no stack trace, no piece of the password", async () => {
+    const rand = random(2026);
+    const password = "Qv7ZrXk9WpJm4TsB";
+    // Any four characters of the password in a row, printed anywhere, are a leak.
+    const pieces = Array.from({ length: password.length - 3 }, (_, i) => password.slice(i, i + 4));
+    const hosts = ["127.0.0.1:1/barycenter", "127.0.0.1:1/barycenter?sslmode=require", "nosuchhost.invalid/barycenter"];
+    const specials = [
+      "@",
+      ",",
+      "/",
+      "?",
+      "#",
+      ":",
+      "%",
+      "%40",
+      "%2C",
+      "%zz",
+      "[",
+      "]",
+      " ",
+      "\\",
+      "&",
+      "=",
+      "//",
+      ",h2",
+      ",127.0.0.1:2",
+      "@h3",
+      "?host=a,b",
+    ];
+    const insert = (text: string, piece: string) => {
+      const at = rand(text.length + 1);
+      return text.slice(0, at) + piece + text.slice(at);
+    };
+    const file = usersFile([{ username: "alice", password: "alice-passphrase" }]);
+    const urls = Array.from({ length: 32 }, () => {
+      // Mutations insert, replace or delete; none copies the password elsewhere, so what is printed can only leak.
+      let [prefix, secret, suffix] = [`postgres${rand(2) ? "ql" : ""}://sync:`, password, `@${hosts[rand(3)]}`];
+      for (let k = 0, edits = 1 + rand(3); k < edits; k++) {
+        const piece = specials[rand(specials.length)];
+        const at = rand(secret.length);
+        switch (rand(5)) {
+          case 0:
+            prefix = insert(prefix, piece);
+            break;
+          case 1:
+            suffix = insert(suffix, piece);
+            break;
+          case 2:
+            secret = secret.slice(0, at) + piece + secret.slice(at + 1);
+            break;
+          case 3:
+            secret = secret.slice(0, at) + secret.slice(at + 1);
+            break;
+          default:
+            secret = insert(secret, piece);
+        }
+      }
+      return prefix + secret + suffix;
+    });
+    // Four at a time: each run is a process of its own.
+    for (let i = 0; i < urls.length; i += 4) {
+      await Promise.all(
+        urls.slice(i, i + 4).map(async (url, j) => {
+          const what = `case ${i + j} (${url.replace(/Qv7ZrXk9WpJm4TsB/, "<password>")})`;
+          const run = await endsWithin(
+            startSync(["--file", file, "--database-url", url, "--wait", String(rand(2))]),
+            15_000,
+            what,
+          );
+          assert.ok(run.code === 2 || run.code === 3, `${what}: exit ${run.code}\n${run.stderr}`);
+          assert.doesNotMatch(run.stderr, /\n\s+at /, `${what}: stack trace`);
+          const printed = run.stdout + run.stderr;
+          for (const piece of pieces) assert.ok(!printed.includes(piece), `${what} printed ${piece}:\n${printed}`);
+        }),
+      );
+    }
+  });
+
+  test("SIGTERM at 8 random moments of a sync on each backend: exit 143 within 2 s, the database wholly before or after, 'rolling back' only when true", async (t) => {
+    const rand = random(143);
+    const generation = (g: number) =>
+      Array.from({ length: 16 }, (_, i) => ({
+        username: `user${i}`,
+        password: `${secret}-${g}-${i}`,
+        email: `user${i}.g${g}@example.com`,
+        properties: { generation: g },
+      }));
+    const snapshot = async (db: TestDatabase) => [
+      await usersRows(db),
+      await db.query("SELECT owner, key, value, updated_at FROM properties ORDER BY owner, key"),
+      await db.query("SELECT file_key, pairs_hash, hashes_digest FROM user_sync_state ORDER BY file_key"),
+    ];
+    for (const backend of backends) {
+      const db = await database(t, backend);
+      // A connection the signal dropped is rolled back by the server when it notices: wait for that.
+      const settled = async () => {
+        while (
+          backend === postgresBackend &&
+          (await db.query(
+              "SELECT 1 FROM pg_stat_activity WHERE application_name = 'barycenter-user-sync' AND datname = current_database()",
+            )).length > 0
+        ) await sleep(20);
+      };
+      const files = [usersFile(generation(0)), usersFile(generation(1))];
+      const args = (f: number) => ["--file", files[f], "--database-url", db.url];
+      const started = Date.now();
+      const first = await runSync(args(0));
+      assert.equal(first.code, 0, first.stderr);
+      // How long a whole sync takes on this machine: the signals are spread over that time.
+      const span = Date.now() - started;
+      let current = 0;
+      for (let i = 0; i < 8; i++) {
+        const what = `${backend.name} case ${i}`;
+        const target = 1 - current;
+        const before = await snapshot(db);
+        const launched = Date.now();
+        const running = startSync(args(target));
+        // A random moment is what this test is about: not an event to wait for.
+        await sleep(rand(Math.round(span * 1.2)));
+        const sent = Date.now();
+        running.child.kill("SIGTERM");
+        const run = await endsWithin(running, 5000, what);
+        const took = Date.now() - sent;
+        // Before the tool has installed its handler, Node's default action ends it: a shell sees 143 too.
+        const status = run.code ?? (running.child.signalCode === "SIGTERM" ? 143 : null);
+        const printed = run.stdout + run.stderr;
+        await settled();
+        const unchanged = isDeepStrictEqual(await snapshot(db), before);
+        const matches = !unchanged && (await runSync(["--check", ...args(target)])).code === 0;
+        t.diagnostic(`${what}: signal ${sent - launched} ms in, exit ${status}, ${unchanged ? "before" : "after"}`);
+        assert.ok(unchanged || matches, `${what}: the database is partly changed\n${printed}`);
+        assert.ok(status === 143 || (status === 0 && matches), `${what}: exit ${status}\n${printed}`);
+        if (status === 143) assert.ok(took < 2000, `${what}: ended ${took} ms after SIGTERM`);
+        if (/rolling back|nothing was changed/.test(printed)) assert.ok(unchanged, `${what}: said so, but changed`);
+        if (/already committed/.test(printed)) assert.ok(matches, `${what}: said committed, but is not`);
+        assert.doesNotMatch(run.stderr, /\n\s+at /, `${what}: stack trace`);
+        assert.ok(!printed.includes("Fuzz-Secret"), `${what} printed the password`);
+        if (matches) current = target;
+      }
     }
   });
 });
