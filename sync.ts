@@ -351,15 +351,35 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
       `${source} is not valid JSON: ${reason} at line ${line}, column ${column}; nothing was changed`,
     );
   }
-  // JSON.parse keeps the last of two equal keys without a word: "password" twice must not pass.
-  const duplicates = scanJson(body).duplicateKeys;
-  if (duplicates.length > 0) {
-    throw invalid(duplicates.map(({ offset, key }) => {
-      const { line, column } = lineAndColumn(body, offset);
-      return `line ${line}, column ${column}: key ${formatKey(key, "", true)} appears twice in one object; ` +
-        "JSON would keep only the last, so remove one";
-    }));
+  const scan = scanJson(body);
+  if (scan.error !== undefined) {
+    // The checks below are only as good as the scan: a scan that stops early must not let the rest of the file pass.
+    const { line, column } = lineAndColumn(body, scan.error.offset);
+    throw new Error(`the JSON scan stopped at line ${line}, column ${column} although JSON.parse accepts the file`);
   }
+  const problems: string[] = [];
+  // JSON.parse keeps the last of two equal keys without a word: "password" twice must not pass.
+  for (const { offset, key } of scan.duplicateKeys) {
+    const { line, column } = lineAndColumn(body, offset);
+    problems.push(
+      `line ${line}, column ${column}: key ${formatKey(key, "", true)} appears twice in one object; ` +
+        "JSON would keep only the last, so remove one",
+    );
+  }
+  // A property value is stored as JSON.stringify gives it back: 1e999 would become null, -0 become 0, and
+  // 12345678901234567890 become 12345678901234567000, without a word. (Numbers elsewhere are refused anyway.)
+  for (const { offset, path } of scan.inexactNumbers) {
+    // The place as validation names it (users[3].properties.n), whether the file is an array or {"users": [...]}.
+    const inList = Array.isArray(data) ? path : path[0] === "users" ? path.slice(1) : [];
+    if (typeof inList[0] !== "number" || inList[1] !== "properties" || inList.length < 3) continue;
+    const { line, column } = lineAndColumn(body, offset);
+    problems.push(
+      `users${inList.map(formatPathKey).join("")}: the number at line ${line}, column ${column} would be stored as a ` +
+        "different number (about 17 significant digits are kept, -0 becomes 0, and a number too large or too small " +
+        "becomes null or 0); write it as a string, or with fewer digits",
+    );
+  }
+  if (problems.length > 0) throw invalid(problems);
   return data;
 }
 
@@ -368,24 +388,36 @@ export function locateJsonError(text: string): { offset: number; reason: string 
   return scanJson(text).error ?? { offset: text.length, reason: "no error found" };
 }
 
+/** Where a value stands in a JSON text: object keys and array indices from the root. */
+export type JsonPath = (string | number)[];
+
 /**
  * Scans JSON text without building values: the first syntax error (its
- * offset and a reason that never quotes the text), and every key that
- * appears twice in one object, which JSON.parse would silently drop.
+ * offset and a reason that never quotes the text), every key that appears
+ * twice in one object, which JSON.parse would silently drop, and every number
+ * that JSON.parse would not give back as written (see {@linkcode survivesJsonRoundTrip}),
+ * with its place. It reads the whole text, whatever it holds: a check built on
+ * it must not stop where the scan stops.
  */
-export function scanJson(
-  text: string,
-): { error?: { offset: number; reason: string }; duplicateKeys: { offset: number; key: string }[] } {
+export function scanJson(text: string): {
+  error?: { offset: number; reason: string };
+  duplicateKeys: { offset: number; key: string }[];
+  inexactNumbers: { offset: number; path: JsonPath }[];
+} {
   const duplicateKeys: { offset: number; key: string }[] = [];
-  const result = (error?: { offset: number; reason: string }) => ({ error, duplicateKeys });
+  const inexactNumbers: { offset: number; path: JsonPath }[] = [];
+  const result = (error?: { offset: number; reason: string }) => ({ error, duplicateKeys, inexactNumbers });
   let i = 0;
   const fail = (reason: string, at = i) => result({ offset: at, reason });
   const skipSpace = () => {
     while (i < text.length && " \t\n\r".includes(text[i])) i++;
   };
+  // Sticky, so that it matches at i over the rest of the text: a number may be any length.
+  const number = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
   // An explicit stack instead of recursion: deeply nested input cannot overflow it.
-  // An object's entry holds the keys seen in it so far.
-  const stack: ("array" | Set<string>)[] = [];
+  // An object's entry holds the keys seen in it so far and the current one; an array's, the current index.
+  const stack: ({ index: number } | { keys: Set<string>; key: string })[] = [];
+  const path = (): JsonPath => stack.map((entry) => "index" in entry ? entry.index : entry.key);
   type State = "value" | "afterValue" | "key";
   let state: State = "value";
   while (true) {
@@ -399,9 +431,10 @@ export function scanJson(
       const end = scanString(text, i);
       if (typeof end !== "number") return result(end);
       const key = JSON.parse(text.slice(i, end)) as string;
-      const keys = stack.at(-1) as Set<string>;
-      if (keys.has(key)) duplicateKeys.push({ offset: i, key });
-      keys.add(key);
+      const object = stack.at(-1) as { keys: Set<string>; key: string };
+      if (object.keys.has(key)) duplicateKeys.push({ offset: i, key });
+      object.keys.add(key);
+      object.key = key;
       i = end;
       skipSpace();
       if (i >= text.length) return fail("unexpected end of input");
@@ -412,7 +445,7 @@ export function scanJson(
     }
     if (state === "value") {
       if (c === "{" || c === "[") {
-        stack.push(c === "{" ? new Set() : "array");
+        stack.push(c === "{" ? { keys: new Set(), key: "" } : { index: 0 });
         i++;
         skipSpace();
         if (text[i] === (c === "{" ? "}" : "]")) {
@@ -429,8 +462,10 @@ export function scanJson(
         if (typeof end !== "number") return result(end);
         i = end;
       } else if (c === "-" || (c >= "0" && c <= "9")) {
-        const match = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+        number.lastIndex = i;
+        const match = number.exec(text);
         if (!match) return fail("invalid number");
+        if (!survivesJsonRoundTrip(match[0])) inexactNumbers.push({ offset: i, path: path() });
         i += match[0].length;
       } else if (text.startsWith("true", i)) i += 4;
       else if (text.startsWith("false", i)) i += 5;
@@ -444,16 +479,41 @@ export function scanJson(
     if (top === undefined) return fail("unexpected data after the end of the JSON value");
     if (c === ",") {
       i++;
-      state = top === "array" ? "value" : "key";
+      if ("index" in top) top.index++;
+      state = "index" in top ? "value" : "key";
       skipSpace();
       if (text[i] === "]" || text[i] === "}") return fail("trailing comma");
-    } else if ((top === "array" && c === "]") || (top !== "array" && c === "}")) {
+    } else if (("index" in top && c === "]") || (!("index" in top) && c === "}")) {
       stack.pop();
       i++;
     } else {
-      return fail(top === "array" ? "expected ',' or ']'" : "expected ',' or '}'");
+      return fail("index" in top ? "expected ',' or ']'" : "expected ',' or '}'");
     }
   }
+}
+
+/**
+ * Whether a JSON number, as written, means exactly the number that
+ * JSON.stringify gives back after JSON.parse: `1.0` and `1e3` do (`1`,
+ * `1000`); `1e999` (null), `-0` (0) and `12345678901234567890`
+ * (12345678901234567000, past a double's 17 significant digits) do not.
+ * The two texts are compared as exact decimals, so only the spelling may differ.
+ */
+export function survivesJsonRoundTrip(source: string): boolean {
+  const back = JSON.stringify(Number(source));
+  return back === source || exactDecimal(back) === exactDecimal(source);
+}
+
+/** A JSON number's exact value as `digits e exponent`, without redundant zeros; `-0` stays apart from `0`. */
+function exactDecimal(text: string): string | undefined {
+  const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!match) return undefined; // "null": the number had no JSON value
+  const [, sign, whole, fraction = "", exponent = "0"] = match;
+  const digits = (whole + fraction).replace(/^0+/, "");
+  if (digits === "") return `${sign}0`;
+  let end = digits.length; // trailing zeros counted by hand: /0+$/ backtracks quadratically on long runs of zeros
+  while (digits[end - 1] === "0") end--;
+  return `${sign}${digits.slice(0, end)}e${Number(exponent) - fraction.length + digits.length - end}`;
 }
 
 function scanString(text: string, start: number): number | { offset: number; reason: string } {
