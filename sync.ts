@@ -582,18 +582,103 @@ const PASSWORD_FIELDS = ["password", "password_hash", "password_file", "password
 const USER_FIELDS = ["username", ...PASSWORD_FIELDS, "email", "enabled", "email_verified", "properties"];
 
 /**
- * An Argon2id hash in PHC form, as Barycenter verifies it (any cost
- * parameters: Barycenter reads them from the string). The salt and hash are
- * unpadded base64.
+ * An Argon2id hash in PHC form, `$argon2id$v=19$m=…,t=…,p=…$salt$hash`, salt
+ * and hash in unpadded base64: its shape. Barycenter reads the parameters from
+ * the string; the tool bounds them, each bound for a reason:
+ *
+ * - `m ≥ 8·p`, `t ≥ 1`, `p ≥ 1`: Argon2's own (RFC 9106); Barycenter's
+ *   `argon2` crate refuses less, so such a hash could never log in.
+ * - `p ≤ 255`: the tool's choice, not Argon2's (RFC 9106 and the crate allow
+ *   2^24−1 lanes): lanes beyond a machine's cores gain nothing, and some
+ *   Argon2 libraries hold `p` in one byte (Go's `golang.org/x/crypto/argon2`),
+ *   so a hash with more could not move to them.
+ * - memory and work: {@linkcode ARGON2_HASH_LIMITS}. The 10-digit caps below
+ *   only keep the numbers exact; the crate's own type, u32, has 10 digits.
+ * - `v=19` (Argon2 1.3): what Barycenter and `hash-password` write; the older
+ *   v=16 is weaker and written by nothing current.
+ * - salt of 11 to 64 characters: 8 bytes at least, Argon2's shortest salt; 64
+ *   characters at most, the longest Barycenter's `password-hash` crate reads.
+ * - hash of 16 to 86 characters: 12 to 64 bytes. The crate reads 10 to 64;
+ *   outputs shorter than 12 bytes are weaker than any tool writes by default
+ *   (Barycenter and `hash-password` write 32).
+ * - salt and hash in canonical base64 ({@linkcode isCanonicalBase64}).
  */
 export const PHC_ARGON2ID =
-  /^\$argon2id\$v=19\$m=[1-9]\d{0,6},t=[1-9]\d{0,3},p=[1-9]\d{0,2}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,86}$/;
+  /^\$argon2id\$v=19\$m=([1-9]\d{0,9}),t=([1-9]\d{0,9}),p=([1-9]\d{0,9})\$([A-Za-z0-9+/]{11,64})\$([A-Za-z0-9+/]{16,86})$/;
 
-/** A PHC string Barycenter can verify: the format, and Argon2's own bounds (m ≥ 8·p KiB, p ≤ 255). */
-function isUsableArgon2idHash(hash: string): boolean {
-  if (!PHC_ARGON2ID.test(hash)) return false;
-  const [, m, p] = /m=(\d+),t=\d+,p=(\d+)/.exec(hash)!.map(Number);
-  return p <= 255 && m >= 8 * p;
+/**
+ * What one `password_hash` may cost to verify. Barycenter verifies the stored
+ * hash with the parameters the string carries at every login attempt for the
+ * user, by anyone, and a later sync that gives the user a plain password
+ * verifies against it too: a hash beyond these ties up both, for as long as
+ * it takes.
+ */
+export const ARGON2_HASH_LIMITS = {
+  /**
+   * `m`, the KiB one verification holds: 256 MiB, the memory limit Barycenter's
+   * chart gives the user-sync init container, which verifies stored hashes
+   * (13 times Barycenter's own 19 MiB).
+   */
+  memoryKiB: 256 * 1024,
+  /**
+   * `m × t`, the work of one verification (t passes over m KiB): 64 times
+   * Barycenter's own 19,456 × 2, about 0.8 s of a core where its own hashes
+   * take 12 ms.
+   */
+  work: 64 * ARGON2_OPTIONS.memoryCost * ARGON2_OPTIONS.timeCost,
+  /** `p`: see {@linkcode PHC_ARGON2ID}. */
+  lanes: 255,
+} as const;
+
+/** The cost parameters of a string of {@linkcode PHC_ARGON2ID}'s shape, else undefined. */
+function argon2idParams(hash: string): { m: number; t: number; p: number } | undefined {
+  const match = PHC_ARGON2ID.exec(hash);
+  if (!match) return undefined;
+  const [m, t, p] = match.slice(1, 4).map(Number);
+  return { m, t, p };
+}
+
+/** A PHC string of the right shape, with parameters Argon2 allows and lanes within the tool's bound. */
+function isArgon2idPhc(hash: string): boolean {
+  const params = argon2idParams(hash);
+  return params !== undefined && params.p <= ARGON2_HASH_LIMITS.lanes && params.m >= 8 * params.p;
+}
+
+/**
+ * Whether unpadded base64 is canonical: decoding it and encoding the bytes
+ * again gives the same text. Barycenter's `base64ct` refuses anything else (a
+ * length of 4n+1 characters, or unused low bits of the last character that
+ * are not zero), so a PHC string with such a salt or hash could never log in.
+ */
+export function isCanonicalBase64(text: string): boolean {
+  return /^[A-Za-z0-9+/]*$/.test(text) && Buffer.from(text, "base64").toString("base64").replace(/=+$/, "") === text;
+}
+
+/** Whether a string of {@linkcode PHC_ARGON2ID}'s shape has a canonical salt and hash; other strings pass here. */
+function hasCanonicalBase64(hash: string): boolean {
+  const match = PHC_ARGON2ID.exec(hash);
+  return match === null || (isCanonicalBase64(match[4]) && isCanonicalBase64(match[5]));
+}
+
+/**
+ * Why verifying an Argon2 PHC string (any variant: stored hashes are checked
+ * too) would cost more than {@linkcode ARGON2_HASH_LIMITS} allow, naming the
+ * limits and Barycenter's own parameters; undefined when it would not.
+ */
+export function argon2CostProblem(hash: string): string | undefined {
+  const match = /^\$argon2(?:id|i|d)\$(?:v=\d+\$)?m=(\d+),t=(\d+),p=\d+\$/.exec(hash);
+  if (!match) return undefined;
+  const [m, t] = [Number(match[1]), Number(match[2])];
+  const { memoryKiB, work } = ARGON2_HASH_LIMITS;
+  if (m <= memoryKiB && m * t <= work) return undefined;
+  const own = ARGON2_OPTIONS.memoryCost * ARGON2_OPTIONS.timeCost;
+  const memory = (kib: number) =>
+    kib >= 1024 * 1024 ? `${(kib / 1024 / 1024).toFixed(1)} GiB` : `${Math.ceil(kib / 1024)} MiB`;
+  return `verifying it would take ${memory(m)} of memory and ${Math.ceil((m * t) / own)} times the work of ` +
+    `Barycenter's own hashes, at every login attempt; the limits are ${memory(memoryKiB)} (m at most ` +
+    `${memoryKiB}) and ${work / own} times (m × t at most ${work}), Barycenter's own being ` +
+    `m=${ARGON2_OPTIONS.memoryCost},t=${ARGON2_OPTIONS.timeCost},p=${ARGON2_OPTIONS.parallelism}; ` +
+    "make one with the hash-password command";
 }
 
 /** How deep a property value may nest: OIDC claims are shallow, and deeper input is an attack. */
@@ -643,8 +728,15 @@ const ResolvedPasswordSchema = v.pipe(v.string(), ...PASSWORD_RULES);
 const PasswordHashSchema = v.pipe(
   v.string("must be a string"),
   v.check(
-    isUsableArgon2idHash,
-    "must be an Argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash); make one with the hash-password command",
+    isArgon2idPhc,
+    "must be an Argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash, m at least 8 × p, p at most " +
+      `${ARGON2_HASH_LIMITS.lanes}); make one with the hash-password command`,
+  ),
+  v.check(
+    hasCanonicalBase64,
+    "must have its salt and hash in canonical base64 (no length of 4n+1 characters, no unused bits set in the last " +
+      "character): Barycenter's verifier refuses anything else, so the user could never log in; make one with the " +
+      "hash-password command",
   ),
 );
 
@@ -763,7 +855,7 @@ export function validateUsers(data: unknown): UserSpec[] {
   }
   const result = v.safeParse(UsersSchema, list);
   if (!result.success) problems.push(...result.issues.map(describeIssue));
-  problems.push(...scanFields(list), ...findDuplicateUsernames(list));
+  problems.push(...scanFields(list), ...passwordProblems(list), ...findDuplicateUsernames(list));
   if (problems.length > 0 || !result.success) throw invalid(problems.sort(byPlace));
   return result.output as UserSpec[];
 }
@@ -815,6 +907,25 @@ function scanFields(list: unknown): string[] {
         problems.push(`${place}: nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
       }
     }
+  });
+  return problems;
+}
+
+/**
+ * The password rules whose messages name the user as well as the place
+ * (`users[3].password_hash (user "alice"): …`): a password_hash too costly to
+ * verify.
+ */
+function passwordProblems(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  const problems: string[] = [];
+  list.forEach((user, index) => {
+    if (!isPlainObject(user)) return;
+    const who = typeof user.username === "string" ? ` (user ${formatKey(user.username, "", true)})` : "";
+    const cost = typeof user.password_hash === "string" && isArgon2idPhc(user.password_hash)
+      ? argon2CostProblem(user.password_hash)
+      : undefined;
+    if (cost !== undefined) problems.push(`users[${index}].password_hash${who}: ${cost}`);
   });
   return problems;
 }
@@ -1103,7 +1214,9 @@ export function hashPassword(password: string): Promise<string> {
 /**
  * Verifies each file password against its stored hash, all at once so the
  * native thread pool runs them in parallel. A stored value that is not a
- * valid PHC string counts as a mismatch, so the password is re-hashed.
+ * valid PHC string counts as a mismatch, so the password is re-hashed; so
+ * does one that would cost more than {@linkcode ARGON2_HASH_LIMITS} to verify
+ * (Barycenter's admin API stores any Argon2 string), which is never verified.
  */
 export async function verifyPasswords(
   specs: UserSpec[],
@@ -1113,7 +1226,8 @@ export async function verifyPasswords(
   const existing = specs.filter((spec) => spec.password !== undefined && stored.has(spec.username));
   const tick = progress("verifying passwords", existing.length);
   const checks = await mapConcurrently(existing, async (spec) => {
-    const ok = await argon2Verify(stored.get(spec.username)!.password_hash, spec.password!).catch(() => false);
+    const hash = stored.get(spec.username)!.password_hash;
+    const ok = argon2CostProblem(hash) === undefined && await argon2Verify(hash, spec.password!).catch(() => false);
     tick();
     return [spec.username, ok] as const;
   });

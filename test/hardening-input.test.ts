@@ -12,7 +12,11 @@
  */
 
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { describe, test, type TestContext } from "node:test";
+import { fileURLToPath } from "node:url";
+import { argon2Hash, argon2Verify } from "../deps.ts";
 import * as sync from "../sync.ts";
 import { type Backend, backends, runSync, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
 
@@ -26,6 +30,267 @@ async function database(t: TestContext, backend: Backend): Promise<TestDatabase>
 async function rowsOf(backend: Backend, db: TestDatabase) {
   return await backend.tableExists(db, "users") ? await usersRows(db) : [];
 }
+
+/** A run of the CLI on `users` against `db`. */
+const syncFile = (db: TestDatabase, users: unknown, ...args: string[]) =>
+  runSync(["--file", usersFile(users), "--database-url", db.url, ...args]);
+
+/** Whether the tool's validation accepts the file, in process. */
+function toolAccepts(users: unknown): boolean {
+  try {
+    sync.validateUsers(users);
+    return true;
+  } catch (error) {
+    if (error instanceof sync.InputError) return false;
+    throw error;
+  }
+}
+
+/** A small deterministic generator, so that a failure can be replayed. */
+function random(seed: number): (n: number) => number {
+  let state = seed >>> 0;
+  return (n) => {
+    state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
+    return state % n;
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Barycenter's own verifier
+
+const VERIFIER = fileURLToPath(new URL("../../shared/tools/barycenter-pw-verify", import.meta.url));
+const noVerifier = existsSync(VERIFIER)
+  ? false
+  : "../shared/tools/barycenter-pw-verify is absent: Barycenter's own verifier cannot judge these hashes here";
+
+interface Verdict {
+  parse: string;
+  verify: string;
+  detail: string;
+}
+
+/** Runs Barycenter's own password check on each (password, PHC string). */
+function barycenter(records: { password: string; hash: string }[]): Verdict[] {
+  const input = records.map(({ password, hash }, i) => `${i}\t${Buffer.from(password).toString("hex")}\t${hash}\n`);
+  const run = spawnSync(VERIFIER, [], { input: input.join(""), encoding: "utf8", maxBuffer: 1 << 24 });
+  assert.equal(run.status, 0, run.stderr);
+  const verdicts: Verdict[] = [];
+  for (const line of run.stdout.trim().split("\n")) {
+    const [id, parse, verify, detail = ""] = line.split("\t");
+    verdicts[Number(id)] = { parse, verify, detail };
+  }
+  assert.equal(verdicts.filter(Boolean).length, records.length, run.stdout);
+  return verdicts;
+}
+
+/**
+ * Whether Barycenter can log in with a hash: the string parses and the
+ * verification runs to an answer (a wrong password is an answer; invalid
+ * base64 or parameters are not).
+ */
+const loginWorks = (verdict: Verdict) =>
+  verdict.parse === "OK" && (verdict.verify === "OK" || / err=invalid password$/.test(verdict.detail));
+
+// ---------------------------------------------------------------------------
+// 6. Non-canonical base64 in password_hash
+
+const HASH = "dbRsz2lxXfKo/L+UIjwhMv0UF9xtKMAI/rfG85m2B1A";
+const SALT = "rwdZGSnzI076qxaSogfRsg";
+const phc = (params: string, salt = SALT, hash = HASH) => `$argon2id$v=19$${params}$${salt}$${hash}`;
+
+/** Strings Barycenter's base64ct refuses: unused bits set, or a length of 4n+1 characters. */
+const NON_CANONICAL = [
+  // The issue's own example: the salt's last character has bits set that base64 leaves unused.
+  "$argon2id$v=19$m=64,t=1,p=1$rwdZGSnzI076qxaSogfRsh$dbRsz2lxXfKo/L+UIjwhMv0UF9xtKMAI/rfG85m2B1A",
+  phc("m=64,t=1,p=1", "rwdZGSnzI076q"), // 13 characters
+  phc("m=64,t=1,p=1", "rwdZGSnzI076qxaSo"), // 17
+  phc("m=64,t=1,p=1", "rwdZGSnzI076qxaSogfRs"), // 21
+  phc("m=64,t=1,p=1", SALT, HASH.slice(0, -1) + "B"), // the hash's last character has bits set
+  phc("m=64,t=1,p=1", SALT, HASH.slice(0, 41)), // a hash of 41 characters
+];
+
+/** Their canonical neighbours, which Barycenter reads. */
+const CANONICAL = [
+  phc("m=64,t=1,p=1"),
+  phc("m=64,t=1,p=1", "rwdZGSnzI076"), // 12 characters
+  phc("m=64,t=1,p=1", "rwdZGSnzI076qxaS"), // 16
+  phc("m=64,t=1,p=1", "rwdZGSnzI076qxaSogfR"), // 20
+  phc("m=64,t=1,p=1", "rwdZGSnzI0A"), // 11: 8 bytes, Argon2's shortest salt
+  phc("m=64,t=1,p=1", SALT, HASH.slice(0, 40)), // 40
+];
+
+/** A PHC string with a random salt and hash within the tool's lengths, canonical or not by chance. */
+function randomPhc(rand: (n: number) => number): string {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const text = (length: number) => Array.from({ length }, () => alphabet[rand(64)]).join("");
+  const b64 = (min: number, max: number) => {
+    const length = min + rand(max - min + 1);
+    // Half left to chance (about one in four or sixteen is canonical), half canonical on purpose: random bytes
+    // encoded, as many as fit in `length` characters.
+    if (rand(2) === 0) return text(length);
+    const bytes = Array.from({ length: Math.floor((length * 3) / 4) }, () => rand(256));
+    return Buffer.from(bytes).toString("base64").replace(/=+$/, "");
+  };
+  const p = 1 + rand(4);
+  return phc(`m=${8 * p + rand(64)},t=${1 + rand(2)},p=${p}`, b64(11, 64), b64(16, 86));
+}
+
+for (const backend of backends) {
+  describe(`6. non-canonical base64 in password_hash, on ${backend.name}`, () => {
+    test("is refused with its place, without printing the hash, and nothing is stored; canonical ones are stored as given", async (t) => {
+      const db = await database(t, backend);
+      const refused = await syncFile(
+        db,
+        NON_CANONICAL.map((hash, i) => ({ username: `user${i}`, password_hash: hash })),
+      );
+      assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+      for (let i = 0; i < NON_CANONICAL.length; i++) {
+        assert.match(
+          refused.stderr,
+          new RegExp(`users\\[${i}\\]\\.password_hash: must have its salt and hash in canonical base64`),
+        );
+      }
+      for (const hash of NON_CANONICAL) assert.ok(!refused.stderr.includes(hash.split("$").at(-1)!));
+      assert.deepEqual(await rowsOf(backend, db), []);
+
+      const users = CANONICAL.map((hash, i) => ({ username: `user${i}`, password_hash: hash }));
+      const stored = await syncFile(db, users);
+      assert.equal(stored.code, 0, stored.stderr);
+      assert.deepEqual((await usersRows(db)).map((r) => r.password_hash), CANONICAL);
+    });
+  });
+}
+
+describe("6. canonical base64, judged by Barycenter's own verifier", () => {
+  test("isCanonicalBase64 decodes and encodes again", () => {
+    for (const text of ["", "AA", "AAA", "AAAA", "rwdZGSnzI076qxaSogfRsg", "+/+/"]) {
+      assert.equal(sync.isCanonicalBase64(text), true, text);
+    }
+    for (const text of ["A", "AB", "AAB", "rwdZGSnzI076qxaSogfRsh", "rwdZGSnzI076q", "AA==", "A-_A", "AA AA"]) {
+      assert.equal(sync.isCanonicalBase64(text), false, text);
+    }
+  });
+
+  test(
+    "what the tool refuses Barycenter cannot log in with; what it accepts, Barycenter can",
+    { skip: noVerifier },
+    () => {
+      const records = [...NON_CANONICAL, ...CANONICAL].map((hash) => ({ password: "x", hash }));
+      const verdicts = barycenter(records);
+      NON_CANONICAL.forEach((hash, i) => {
+        assert.equal(toolAccepts([{ username: "u", password_hash: hash }]), false, hash);
+        assert.equal(loginWorks(verdicts[i]), false, `${hash}: ${JSON.stringify(verdicts[i])}`);
+      });
+      CANONICAL.forEach((hash, i) => {
+        assert.equal(toolAccepts([{ username: "u", password_hash: hash }]), true, hash);
+        assert.equal(loginWorks(verdicts[NON_CANONICAL.length + i]), true, hash);
+      });
+    },
+  );
+
+  test(
+    "400 random salts and hashes: the tool accepts exactly those Barycenter can verify",
+    { skip: noVerifier },
+    () => {
+      const rand = random(6);
+      const hashes = Array.from({ length: 400 }, () => randomPhc(rand));
+      const verdicts = barycenter(hashes.map((hash) => ({ password: "x", hash })));
+      let accepted = 0;
+      hashes.forEach((hash, i) => {
+        const tool = toolAccepts([{ username: "u", password_hash: hash }]);
+        if (tool) accepted++;
+        assert.equal(tool, loginWorks(verdicts[i]), `${hash}: ${JSON.stringify(verdicts[i])}`);
+      });
+      // Both answers must be well represented, or the comparison proves little.
+      assert.ok(accepted > 100 && accepted < 300, `${accepted} of 400 accepted`);
+    },
+  );
+
+  test("a hash from hash-password verifies in Barycenter with its password", { skip: noVerifier }, async () => {
+    const password = "pässwörd🔐 from the tool";
+    const hash = await sync.hashPassword(password);
+    assert.equal(toolAccepts([{ username: "u", password_hash: hash }]), true);
+    const [right, wrong] = barycenter([{ password, hash }, { password: "other", hash }]);
+    assert.deepEqual([right.parse, right.verify, wrong.verify], ["OK", "OK", "FAIL"]);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 7. Costs without a ceiling
+
+const TOO_COSTLY = [
+  "m=9999999,t=9999,p=255", // the issue's: 9.5 GiB, days to verify
+  "m=262145,t=1,p=1", // 1 KiB over 256 MiB
+  "m=19456,t=129,p=1", // Barycenter's memory, one pass more than 64 times its work
+  "m=8,t=311297,p=1", // little memory, but more work than 64 times Barycenter's
+];
+const AFFORDABLE = ["m=262144,t=1,p=1", "m=19456,t=128,p=1", "m=8,t=311296,p=1", "m=2040,t=1,p=255"];
+
+for (const backend of backends) {
+  describe(`7. a ceiling on what a password_hash costs to verify, on ${backend.name}`, () => {
+    test("a hash beyond 256 MiB or 64 times Barycenter's work is refused, naming the user, the limits and Barycenter's own", async (t) => {
+      const db = await database(t, backend);
+      const users = TOO_COSTLY.map((params, i) => ({ username: `heavy-${i}`, password_hash: phc(params) }));
+      const run = await syncFile(db, users);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      TOO_COSTLY.forEach((_, i) => {
+        const line = run.stderr.split("\n").find((l) => l.includes(`users[${i}].password_hash`)) ?? "";
+        assert.match(
+          line,
+          new RegExp(`users\\[${i}\\]\\.password_hash \\(user "heavy-${i}"\\): verifying it would take`),
+        );
+        assert.match(line, /the limits are 256 MiB \(m at most 262144\) and 64 times \(m × t at most 2490368\)/);
+        assert.match(line, /Barycenter's own being m=19456,t=2,p=1/);
+      });
+      assert.match(run.stderr, /heavy-0"\): verifying it would take 9\.5 GiB of memory/);
+      assert.ok(!run.stderr.includes(HASH) && !run.stderr.includes(SALT));
+      assert.deepEqual(await rowsOf(backend, db), []);
+
+      const ok = await syncFile(
+        db,
+        AFFORDABLE.map((params, i) => ({ username: `ok-${i}`, password_hash: phc(params) })),
+      );
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.deepEqual((await usersRows(db)).map((r) => r.password_hash), AFFORDABLE.map((params) => phc(params)));
+    });
+
+    test("a stored hash beyond the limits is replaced without being verified, even when it holds the file's password", async (t) => {
+      const db = await database(t, backend);
+      const users = [{ username: "alice", password: "alice-Costly-pw" }];
+      assert.equal((await syncFile(db, users)).code, 0);
+      // Barycenter's admin API stores any Argon2 string: here one that needs 256 MiB and 8 KiB.
+      await db.query(`UPDATE users SET password_hash = '${await costlyHashOfAlice()}' WHERE username = 'alice'`);
+      const run = await syncFile(db, users);
+      assert.equal(run.code, 0, run.stderr);
+      assert.match(run.stdout, /^updated alice: password$/m);
+      const [row] = await usersRows(db);
+      assert.match(String(row.password_hash), /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+      assert.equal(await argon2Verify(String(row.password_hash), "alice-Costly-pw"), true);
+    });
+  });
+}
+
+let costlyHash: Promise<string> | undefined;
+/** alice-Costly-pw hashed with m one block past 256 MiB: cheap to make once (one pass), and over the limit. */
+function costlyHashOfAlice(): Promise<string> {
+  costlyHash ??= argon2Hash("alice-Costly-pw", { ...sync.ARGON2_OPTIONS, memoryCost: 256 * 1024 + 8, timeCost: 1 });
+  return costlyHash;
+}
+
+describe("7. the ceiling, judged by Barycenter's own verifier", () => {
+  test("argon2CostProblem: within the limits nothing, beyond them the reason", () => {
+    for (const params of AFFORDABLE) assert.equal(sync.argon2CostProblem(phc(params)), undefined, params);
+    for (const params of TOO_COSTLY) assert.match(sync.argon2CostProblem(phc(params)) ?? "", /verifying it would/);
+    // Any Argon2 variant: stored hashes are checked with it too.
+    assert.match(sync.argon2CostProblem("$argon2i$v=19$m=300000,t=1,p=1$x$y") ?? "", /293 MiB of memory/);
+    assert.deepEqual(sync.ARGON2_HASH_LIMITS, { memoryKiB: 262144, work: 64 * 19456 * 2, lanes: 255 });
+  });
+
+  test("every hash at the limits is one Barycenter reads", { skip: noVerifier }, () => {
+    const verdicts = barycenter(AFFORDABLE.map((params) => ({ password: "x", hash: phc(params) })));
+    AFFORDABLE.forEach((params, i) => assert.equal(loginWorks(verdicts[i]), true, `${params}: ${verdicts[i].detail}`));
+  });
+});
 
 // ---------------------------------------------------------------------------
 // 11. The duplicate-key check covers the whole file
