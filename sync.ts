@@ -697,6 +697,23 @@ const codePoints = (s: string) => {
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
+ * C0 control characters or DEL in a password. Barycenter's login is an HTML
+ * form whose password field cannot hold them (a line break or a tab never
+ * reaches it), so a user with such a password could never log in.
+ */
+function hasControlCharacter(password: string): boolean {
+  for (let i = 0; i < password.length; i++) {
+    const c = password.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+const NO_CONTROL_CHARACTERS =
+  "must not contain control characters (such as a line break or a tab): Barycenter's login form cannot take them, " +
+  "so the user could never log in";
+
+/**
  * An address as people write them: a local part without spaces, quotes or
  * brackets, and a domain of letter-or-digit labels (IDN and punycode
  * included). Deliverability is not this tool's business.
@@ -720,10 +737,15 @@ const PASSWORD_RULES = [
   v.check((s: string) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
 ] as const;
 
+/** A password in the file; its control characters are found by {@linkcode passwordProblems}, which names the user. */
 const PasswordSchema = v.pipe(v.string("must be a string"), ...PASSWORD_RULES);
 
-/** Checks a password that came from a file or a variable, with the same rules. */
-const ResolvedPasswordSchema = v.pipe(v.string(), ...PASSWORD_RULES);
+/** Checks a password from a file, a variable or `hash-password`, with the same rules (the caller names the user). */
+const ResolvedPasswordSchema = v.pipe(
+  v.string(),
+  ...PASSWORD_RULES,
+  v.check((s: string) => !hasControlCharacter(s), NO_CONTROL_CHARACTERS),
+);
 
 const PasswordHashSchema = v.pipe(
   v.string("must be a string"),
@@ -913,8 +935,8 @@ function scanFields(list: unknown): string[] {
 
 /**
  * The password rules whose messages name the user as well as the place
- * (`users[3].password_hash (user "alice"): …`): a password_hash too costly to
- * verify.
+ * (`users[3].password (user "alice"): …`): a password that Barycenter's login
+ * form cannot take, and a password_hash too costly to verify.
  */
 function passwordProblems(list: unknown): string[] {
   if (!Array.isArray(list)) return [];
@@ -922,6 +944,9 @@ function passwordProblems(list: unknown): string[] {
   list.forEach((user, index) => {
     if (!isPlainObject(user)) return;
     const who = typeof user.username === "string" ? ` (user ${formatKey(user.username, "", true)})` : "";
+    if (typeof user.password === "string" && hasControlCharacter(user.password)) {
+      problems.push(`users[${index}].password${who}: ${NO_CONTROL_CHARACTERS}`);
+    }
     const cost = typeof user.password_hash === "string" && isArgon2idPhc(user.password_hash)
       ? argon2CostProblem(user.password_hash)
       : undefined;
@@ -2312,15 +2337,19 @@ async function hashPasswordCommand(
 
 /**
  * Asks for lines on a terminal without echoing them. Keys typed ahead of a
- * prompt are kept for it. Ctrl-C ends the process with 130.
+ * prompt are kept for it. Ctrl-C ends the process with 130. Bytes that are not
+ * UTF-8 reject the prompt.
  */
 function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<string> {
   let pending = "";
+  // One streaming decoder for every read of every prompt: a terminal may deliver one character's bytes in
+  // several reads, and decoding each read alone turns the pieces into U+FFFD, the hash of another password.
+  const decoder = new TextDecoder("utf-8", { fatal: true });
   return (prompt) => {
     // Raw mode first: a key typed the moment the prompt shows must not be echoed.
     input.setRawMode(true);
     process.stderr.write(prompt);
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       let typed = "";
       const take = (text: string): boolean => {
         for (let i = 0; i < text.length; i++) {
@@ -2345,7 +2374,20 @@ function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<
         }
         return false;
       };
-      const onData = (data: Uint8Array) => take(new TextDecoder().decode(data));
+      const onData = (data: Uint8Array) => {
+        let text: string;
+        try {
+          text = decoder.decode(data, { stream: true });
+        } catch (error) {
+          input.setRawMode(false);
+          input.pause();
+          input.off("data", onData);
+          process.stderr.write("\n");
+          reject(error);
+          return;
+        }
+        take(text);
+      };
       const leftover = pending;
       pending = "";
       if (take(leftover)) return;

@@ -12,13 +12,15 @@
  */
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { argon2Hash, argon2Verify } from "../deps.ts";
 import * as sync from "../sync.ts";
-import { type Backend, backends, runSync, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+import { type Backend, backends, runSync, SYNC, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
 
 async function database(t: TestContext, backend: Backend): Promise<TestDatabase> {
   const db = await backend.create();
@@ -289,6 +291,192 @@ describe("7. the ceiling, judged by Barycenter's own verifier", () => {
   test("every hash at the limits is one Barycenter reads", { skip: noVerifier }, () => {
     const verdicts = barycenter(AFFORDABLE.map((params) => ({ password: "x", hash: phc(params) })));
     AFFORDABLE.forEach((params, i) => assert.equal(loginWorks(verdicts[i]), true, `${params}: ${verdicts[i].detail}`));
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 9. hash-password on a terminal, with characters split across reads
+
+/** What to type once the output shows `after`: chunks written one by one, so the program reads them apart. */
+interface ChunkedKeystrokes {
+  after: string;
+  chunks: Uint8Array[];
+}
+
+/**
+ * Runs a command on a pseudo-terminal (util-linux `script`), typing each
+ * step's chunks once its prompt is on the screen. Between chunks it pauses:
+ * nothing on the screen shows that the program has read a chunk (the password
+ * is not echoed), and without a pause the terminal would hand over the chunks
+ * as one read, which is the case that always worked.
+ */
+function onTerminal(command: string, steps: ChunkedKeystrokes[]) {
+  return new Promise<{ code: number | null; output: string }>((resolve, reject) => {
+    const child = spawn("script", ["-q", "-e", "-c", command, "/dev/null"], {
+      env: { PATH: process.env.PATH ?? "", TERM: "xterm" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    let seen = 0;
+    let typing = false;
+    const pending = [...steps];
+    const type = async () => {
+      typing = true;
+      while (pending.length > 0) {
+        const at = output.indexOf(pending[0].after, seen);
+        if (at < 0) break;
+        seen = at + pending[0].after.length;
+        for (const chunk of pending.shift()!.chunks) {
+          child.stdin.write(chunk);
+          await new Promise((done) => setTimeout(done, 150));
+        }
+      }
+      typing = false;
+    };
+    child.stdout.setEncoding("utf8").on("data", (d) => {
+      output += d;
+      if (!typing) type();
+    });
+    child.once("error", reject);
+    child.once("close", (code) => {
+      child.stdin.end();
+      resolve({ code, output });
+    });
+  });
+}
+
+/** `text` as UTF-8, cut into pieces at the given byte offsets (each inside a character of several bytes). */
+function cutBytes(text: string, ...offsets: number[]): Uint8Array[] {
+  const bytes = Buffer.from(text);
+  return [0, ...offsets].map((start, i) => bytes.subarray(start, offsets[i] ?? bytes.length));
+}
+
+describe("9. hash-password on a terminal decodes characters split across reads", () => {
+  const hashPassword = `${process.execPath} ${SYNC} hash-password`;
+
+  test("pässwörd🔐 typed in pieces that split ä, ö and 🔐 hashes pässwörd🔐", async () => {
+    const password = "pässwörd🔐";
+    // p ä(2 bytes) s s w ö(2) r d 🔐(4): cut inside ä, inside ö, and twice inside 🔐, then Enter.
+    const typed = cutBytes(`${password}\r`, 2, 7, 11, 13);
+    assert.ok(typed.every((chunk) => chunk.length > 0) && typed.length === 5);
+    const run = await onTerminal(hashPassword, [{ after: "Password: ", chunks: typed }, {
+      after: "Repeat:",
+      chunks: typed,
+    }]);
+    assert.equal(run.code, 0, run.output);
+    const hash = /\$argon2id\$\S+/.exec(run.output)?.[0] ?? "";
+    assert.equal(await argon2Verify(hash, password), true, "the printed hash is not that of the typed password");
+    assert.ok(!run.output.includes("ässw"), "the password was echoed");
+  });
+
+  test("bytes that are not UTF-8 are refused, not hashed as U+FFFD", async () => {
+    const typed = [Uint8Array.from([0x61, 0xff, 0x62, 0x0d])];
+    const run = await onTerminal(hashPassword, [{ after: "Password: ", chunks: typed }, {
+      after: "Repeat:",
+      chunks: typed,
+    }]);
+    assert.equal(run.code, 2, run.output);
+    assert.match(run.output, /standard input is not UTF-8 text/);
+    assert.doesNotMatch(run.output, /\$argon2id\$/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 10. Passwords no one can type
+
+for (const backend of backends) {
+  describe(`10. control characters in passwords, from every source, on ${backend.name}`, () => {
+    const rule = "must not contain control characters \\(such as a line break or a tab\\): Barycenter's login form";
+
+    test("in password: refused at validation, naming the user and the rule, never the value", async (t) => {
+      const db = await database(t, backend);
+      const run = await syncFile(db, [
+        { username: "alice", password: "Secret-Line-A\nSecret-Line-B" },
+        { username: "bob", password: "Secret-Trailing-CR\r" },
+        { username: "carol", password: "Secret\tTab-C" },
+        { username: "dave", password: "Secret-DEL\u007f" },
+      ]);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      for (const [i, name] of ["alice", "bob", "carol", "dave"].entries()) {
+        assert.match(run.stderr, new RegExp(`users\\[${i}\\]\\.password \\(user "${name}"\\): ${rule}`));
+      }
+      assert.doesNotMatch(run.stdout + run.stderr, /Secret/);
+      assert.deepEqual(await rowsOf(backend, db), []);
+    });
+
+    test("in password_file (one trailing newline trimmed) and password_env: refused the same way", async (t) => {
+      const db = await database(t, backend);
+      const dir = mkdtempSync(join(tmpdir(), "user-sync-control-"));
+      writeFileSync(join(dir, "two-lines"), "Secret-Line-One\nSecret-Line-Two\n");
+      // One trailing newline is trimmed, not two: what stays is a line break.
+      writeFileSync(join(dir, "two-newlines"), "Secret-Two-Newlines\n\n");
+      writeFileSync(join(dir, "tab"), "Secret\tTabbed\n");
+      const file = join(dir, "users.json");
+      writeFileSync(
+        file,
+        JSON.stringify([
+          { username: "erin", password_file: "two-lines" },
+          { username: "frank", password_file: "two-newlines" },
+          { username: "grace", password_file: "tab" },
+          { username: "heidi", password_env: "HEIDI_PASSWORD" },
+        ]),
+      );
+      const run = await runSync(["--file", file, "--database-url", db.url], {
+        HEIDI_PASSWORD: "Secret-Env\nSecond-Line",
+      });
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      for (const [i, name] of ["erin", "frank", "grace"].entries()) {
+        assert.match(
+          run.stderr,
+          new RegExp(`users\\[${i}\\]\\.password_file \\(user "${name}"\\): the password it holds ${rule}`),
+        );
+      }
+      assert.match(
+        run.stderr,
+        new RegExp(`users\\[3\\]\\.password_env \\(user "heidi"\\): the password it holds ${rule}`),
+      );
+      assert.doesNotMatch(run.stdout + run.stderr, /Secret|Second-Line/);
+      assert.deepEqual(await rowsOf(backend, db), []);
+    });
+
+    test("what is left after the one trailing newline is trimmed is stored, and C1 characters are no concern", async (t) => {
+      const db = await database(t, backend);
+      const dir = mkdtempSync(join(tmpdir(), "user-sync-control-ok-"));
+      writeFileSync(join(dir, "crlf"), "alice-from-secret\r\n");
+      const file = join(dir, "users.json");
+      writeFileSync(
+        file,
+        JSON.stringify([{ username: "alice", password_file: "crlf" }, { username: "bob", password: "b\u0085b" }]),
+      );
+      const run = await runSync(["--file", file, "--database-url", db.url]);
+      assert.equal(run.code, 0, run.stderr);
+      const [alice, bob] = await usersRows(db);
+      assert.equal(await argon2Verify(String(alice.password_hash), "alice-from-secret"), true);
+      assert.equal(await argon2Verify(String(bob.password_hash), "b\u0085b"), true);
+    });
+  });
+}
+
+describe("10. control characters in passwords given to hash-password", () => {
+  test("from a pipe: refused after the one trailing newline is trimmed, nothing on standard output", () => {
+    for (const input of ["Pipe-Line-1\nPipe-Line-2\n", "Pipe\tSecret\n", "Pipe-Secret\n\n", "Pipe-DEL\u007f"]) {
+      const run = spawnSync(process.execPath, [SYNC, "hash-password"], { input, encoding: "utf8", env: { PATH: "" } });
+      assert.equal(run.status, 2, JSON.stringify(input));
+      assert.equal(run.stdout, "");
+      assert.match(run.stderr, /the password must not contain control characters \(such as a line break or a tab\)/);
+      assert.doesNotMatch(run.stderr, /Pipe/);
+    }
+  });
+
+  test("on a terminal: a typed tab is refused", async () => {
+    const typed = [Buffer.from("Typed\tSecret\r")];
+    const run = await onTerminal(`${process.execPath} ${SYNC} hash-password`, [
+      { after: "Password: ", chunks: typed },
+      { after: "Repeat:", chunks: typed },
+    ]);
+    assert.equal(run.code, 2, run.output);
+    assert.match(run.output, /the password must not contain control characters/);
+    assert.doesNotMatch(run.output, /\$argon2id\$|Secret/);
   });
 });
 
