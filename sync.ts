@@ -697,6 +697,29 @@ const codePoints = (s: string) => {
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
+ * Unicode format characters (bidirectional controls such as U+202E, zero-width
+ * ones) and line and paragraph separators (U+2028, U+2029): invisible, they make
+ * one text print as another, and no one types them into a login form.
+ */
+const FORMAT_OR_SEPARATOR = /[\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/**
+ * What text people type and read must be, usernames and emails alike: no
+ * control characters (a NUL also fails PostgreSQL's whole transaction), no lone
+ * surrogates (each database stores them differently, so they never compare
+ * equal again), no format or separator characters.
+ */
+const TEXT_RULES = [
+  v.check((s: string) => !/\p{Cc}/u.test(s), "must not contain control characters"),
+  v.check((s: string) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
+  v.check(
+    (s: string) => !FORMAT_OR_SEPARATOR.test(s),
+    "must not contain invisible Unicode format or separator characters (such as U+202E, which reverses text, " +
+      "or U+2028, a line separator)",
+  ),
+] as const;
+
+/**
  * C0 control characters or DEL in a password. Barycenter's login is an HTML
  * form whose password field cannot hold them (a line break or a tab never
  * reaches it), so a user with such a password could never log in.
@@ -727,8 +750,7 @@ const UsernameSchema = v.pipe(
   v.check((s) => s.length > 0, "must not be empty"),
   v.check((s) => codePoints(s) <= 255, "must be at most 255 characters"),
   v.check((s) => s.trim() === s, "must not start or end with whitespace"),
-  v.check((s) => !/\p{Cc}/u.test(s), "must not contain control characters"),
-  v.check((s) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
+  ...TEXT_RULES,
 );
 
 const PASSWORD_RULES = [
@@ -776,6 +798,7 @@ const EmailSchema = v.nullable(
   v.pipe(
     v.string("must be a string, or null to clear it"),
     v.check((s) => s.length <= 254, "must be at most 254 characters"),
+    ...TEXT_RULES,
     v.check((s) => EMAIL.test(s), "invalid email address"),
   ),
 );
@@ -2131,10 +2154,34 @@ export function colorFor(
   return { stdout: allowed && streams.stdout === true, stderr: allowed && streams.stderr === true };
 }
 
+/**
+ * Characters a log line must not show raw: control characters (a line break
+ * starts a fake line, an escape sequence drives the terminal), format
+ * characters (U+202E prints the rest of the line reversed), line and paragraph
+ * separators, lone surrogates, private-use and unassigned code points.
+ */
+const NON_PRINTABLE = /[\p{C}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * `text` with every character that does not print as itself written as a
+ * `\uXXXX` escape (`\u{XXXXX}` beyond the BMP), so that a text log line shows
+ * what a name holds, and is never split or reordered by it.
+ */
+export function printable(text: string): string {
+  return text.replace(NON_PRINTABLE, (char) => {
+    const code = char.codePointAt(0)!;
+    return code > 0xffff
+      ? `\\u{${code.toString(16).toUpperCase()}}`
+      : `\\u${code.toString(16).toUpperCase().padStart(4, "0")}`;
+  });
+}
+
 /** A logger writing `format` to `output`: info to stdout, warnings and errors to stderr. */
 export function createLogger(format: "text" | "json", output: Output, options: LoggerOptions = {}): Logger {
   const started = options.started ?? performance.now();
   if (format === "json") {
+    // JSON.stringify escapes C0 controls and lone surrogates but writes U+202E, U+2028, DEL and the like raw;
+    // they only stand inside strings, where \uXXXX means the same, so the line parses to the same value.
     const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
       JSON.stringify({
         time: new Date().toISOString(),
@@ -2142,7 +2189,10 @@ export function createLogger(format: "text" | "json", output: Output, options: L
         msg,
         duration_ms: Math.round(performance.now() - started),
         ...fields,
-      });
+      }).replace(
+        NON_PRINTABLE,
+        (char) => char.split("").map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, "0")}`).join(""),
+      );
     return {
       info: (msg, fields) => output.stdout(line("info", msg, fields)),
       warn: (msg, fields) => output.stderr(line("warn", msg, fields)),
@@ -2153,15 +2203,17 @@ export function createLogger(format: "text" | "json", output: Output, options: L
   const out = options.color?.stdout;
   const err = options.color?.stderr;
   const actionColor: Record<string, number> = { create: ANSI.green, update: ANSI.yellow, unchanged: ANSI.dim };
+  // Escaped first, painted after: the colours are the only escape sequences a text line may carry.
   return {
     info: (msg, fields) => {
       const code = actionColor[String(fields?.action)] ?? (fields?.summary ? ANSI.bold : undefined);
-      output.stdout(code === undefined ? msg : paint(out, code, msg));
+      output.stdout(code === undefined ? printable(msg) : paint(out, code, printable(msg)));
     },
-    warn: (msg) => output.stderr(`${paint(err, ANSI.yellow, "warning:")} ${msg}`),
+    warn: (msg) => output.stderr(`${paint(err, ANSI.yellow, "warning:")} ${printable(msg)}`),
     error: (msg, fields) => {
-      output.stderr(`${paint(err, ANSI.red, "error:")} ${msg}`);
-      for (const problem of (fields?.problems as string[] | undefined) ?? []) output.stderr(`  ${problem}`);
+      output.stderr(`${paint(err, ANSI.red, "error:")} ${printable(msg)}`);
+      for (const problem of (fields?.problems as string[] | undefined) ?? []) output.stderr(`  ${printable(problem)}`);
+      for (const frame of (fields?.stack as string[] | undefined) ?? []) output.stderr(`    ${printable(frame)}`);
     },
   };
 }
@@ -2431,8 +2483,10 @@ function reportFailure(error: unknown, log: Logger): number {
     log.error(`${error.message}; ${outcome}`);
     return EXIT.database;
   }
-  // A bug of ours: the stack helps a report, and holds code locations, not data.
-  log.error(`unexpected ${(error as Error)?.stack ?? String(error)}`);
+  // A bug of ours: the stack helps a report, and holds code locations, not data. One frame a line: a text
+  // log line never holds a line break.
+  const [first, ...frames] = String((error as Error)?.stack ?? error).split("\n");
+  log.error(`unexpected ${first}`, { stack: frames.map((frame) => frame.trim()) });
   return EXIT.unexpected;
 }
 

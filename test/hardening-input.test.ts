@@ -13,7 +13,7 @@
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
@@ -529,6 +529,126 @@ describe("11. the scan reads the whole text, whatever it holds", () => {
       assert.equal(scan.error, undefined, value.slice(0, 20));
       assert.deepEqual(scan.duplicateKeys.map((d: { key: string }) => d.key), ["k"], value.slice(0, 20));
     }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 12. Emails held to the same text rules as usernames
+
+for (const backend of backends) {
+  describe(`12. emails with a lone surrogate or a NUL, on ${backend.name}`, () => {
+    test("are refused at validation with the user's place, and nothing is written", async (t) => {
+      const db = await database(t, backend);
+      const run = await syncFile(db, [
+        { username: "alice", password: "a", email: "\ud800x@example.com" },
+        { username: "bob", password: "b", email: "a\u0000b@example.com" },
+        { username: "carol", password: "c", email: "c\u202e@example.com" },
+      ]);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assert.match(run.stderr, /users\[0\]\.email: must be valid Unicode text \(it holds a lone surrogate\)/);
+      assert.match(run.stderr, /users\[1\]\.email: must not contain control characters/);
+      assert.match(run.stderr, /users\[2\]\.email: must not contain invisible Unicode format or separator characters/);
+      assert.deepEqual(await rowsOf(backend, db), []);
+    });
+
+    test("an existing user's email is not changed to one either", async (t) => {
+      const db = await database(t, backend);
+      assert.equal((await syncFile(db, [{ username: "alice", password: "a", email: "a@example.com" }])).code, 0);
+      const run = await syncFile(db, [{ username: "alice", password: "a", email: "a\u0000@example.com" }]);
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assert.match(run.stderr, /users\[0\]\.email: must not contain control characters/);
+      assert.equal((await usersRows(db))[0].email, "a@example.com");
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------
+// 13. Log spoofing
+
+describe("13. usernames with format or separator characters", () => {
+  test("are refused with their place", async () => {
+    const names = ["\u202eevil", "a\u2028b", "fake\u2029", "zero\u200bwidth", "\ufeffbom", "rtl\u200fmark"];
+    const run = await runSync([
+      "--validate",
+      "--file",
+      usersFile(names.map((username) => ({ username, password: "p" }))),
+    ]);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    names.forEach((_, i) => {
+      assert.match(
+        run.stderr,
+        new RegExp(`users\\[${i}\\]\\.username: must not contain invisible Unicode format or separator characters`),
+      );
+    });
+  });
+});
+
+for (const backend of backends) {
+  describe(`13. every text log line escapes what does not print, on ${backend.name}`, () => {
+    const NOT_PRINTED = /[\p{C}\p{Zl}\p{Zp}]/u;
+    // Property names may hold such characters (claims are not typed into a form), and the log names them.
+    const users = [{
+      username: "alice",
+      password: "a",
+      properties: { "x\u2028users: 0 created": 1, "\u202eevil": 2, "zero\u200bwidth": 3 },
+    }];
+
+    test("text: a property name cannot start a line of its own, reverse the line, or hide", async (t) => {
+      const db = await database(t, backend);
+      const run = await syncFile(db, users);
+      assert.equal(run.code, 0, run.stderr);
+      const lines = run.stdout.trimEnd().split("\n");
+      assert.equal(lines.length, 2, run.stdout);
+      for (const line of lines) assert.doesNotMatch(line, NOT_PRINTED, JSON.stringify(line));
+      assert.equal(
+        lines[0],
+        "created alice: password, properties.x\\u2028users: 0 created, properties.\\u202Eevil, properties.zero\\u200Bwidth",
+      );
+      assert.equal(lines[1], "users: 1 created, 0 updated, 0 unchanged");
+    });
+
+    test("JSON: the same characters are \\u escapes in the line, and parse back to the names", async (t) => {
+      const db = await database(t, backend);
+      const run = await syncFile(db, users, "--log-format", "json");
+      assert.equal(run.code, 0, run.stderr);
+      const lines = run.stdout.trimEnd().split("\n");
+      for (const line of lines) assert.doesNotMatch(line, NOT_PRINTED, line);
+      assert.deepEqual(JSON.parse(lines[0]).changes, [
+        "password",
+        "properties.x\u2028users: 0 created",
+        "properties.\u202eevil",
+        "properties.zero\u200bwidth",
+      ]);
+    });
+  });
+}
+
+describe("13. error lines escape too", () => {
+  test("a users file path with U+202E and a line separator is printed escaped", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "user-sync-spoof-")), "a\u202eb\u2028users: 0 created");
+    mkdirSync(dir);
+    const run = await runSync(["--validate", "--file", join(dir, "missing.json")]);
+    assert.equal(run.code, 2);
+    const lines = run.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, run.stderr);
+    assert.match(
+      lines[0],
+      /^error: cannot read users file .*a\\u202Eb\\u2028users: 0 created\/missing\.json: file not found/,
+    );
+  });
+
+  test("printable, and the logger's text lines", () => {
+    assert.equal(sync.printable("plain José 😀 ok"), "plain José 😀 ok");
+    assert.equal(sync.printable("a\nb\tc\u001b[31m\u007f"), "a\\u000Ab\\u0009c\\u001B[31m\\u007F");
+    assert.equal(
+      sync.printable(`\u202e\u2028\u2029\u200b${String.fromCharCode(0xd800)}\u{F0000}`),
+      "\\u202E\\u2028\\u2029\\u200B\\uD800\\u{F0000}",
+    );
+    const out: string[] = [];
+    const log = sync.createLogger("text", { stdout: (l: string) => out.push(l), stderr: (l: string) => out.push(l) });
+    log.info("one\ntwo");
+    log.error("bad\u2028thing", { problems: ["p\u202eq"], stack: ["at f (x.ts:1:2)"] });
+    assert.deepEqual(out, ["one\\u000Atwo", "error: bad\\u2028thing", "  p\\u202Eq", "    at f (x.ts:1:2)"]);
   });
 });
 
