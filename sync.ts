@@ -786,7 +786,7 @@ const PasswordHashSchema = v.pipe(
 
 const PasswordFileSchema = v.pipe(
   v.string("must be a string: the path of a file holding the password"),
-  v.check((s) => s.length > 0 && s.length <= 4096 && !/\p{Cc}/u.test(s), "must be a file path"),
+  v.check((s) => s.length > 0 && codePoints(s) <= 4096 && !/\p{Cc}/u.test(s), "must be a file path"),
 );
 
 const PasswordEnvSchema = v.pipe(
@@ -797,7 +797,7 @@ const PasswordEnvSchema = v.pipe(
 const EmailSchema = v.nullable(
   v.pipe(
     v.string("must be a string, or null to clear it"),
-    v.check((s) => s.length <= 254, "must be at most 254 characters"),
+    v.check((s) => codePoints(s) <= 254, "must be at most 254 characters"),
     ...TEXT_RULES,
     v.check((s) => EMAIL.test(s), "invalid email address"),
   ),
@@ -819,25 +819,60 @@ const PropertiesSchema = v.pipe(
   v.record(PropertyKeySchema, v.unknown()),
 );
 
-/** The valibot schema of one user object. Unknown fields are found by {@linkcode scanFields}. */
+/**
+ * The valibot schema of one user object. Unknown fields are found by
+ * {@linkcode scanFields}. Each description ends with what the tool checks and
+ * `users.schema.json` cannot express.
+ */
 export const UserSchema = v.object(
   {
-    username: v.pipe(UsernameSchema, v.description("Unique username for login")),
+    username: v.pipe(
+      UsernameSchema,
+      v.description(
+        "Unique username for login. Also unique ignoring letter case and Unicode normalisation (checked by the " +
+          "tool; a JSON Schema cannot compare items)",
+      ),
+    ),
     password: v.optional(v.pipe(PasswordSchema, v.description("Plaintext password, hashed with Argon2id on import"))),
     password_hash: v.optional(
-      v.pipe(PasswordHashSchema, v.description("Argon2id PHC string, stored as given (make one with hash-password)")),
+      v.pipe(
+        PasswordHashSchema,
+        v.description(
+          "Argon2id PHC string, stored as given (make one with hash-password). The tool also requires m ≥ 8 × p " +
+            `and m × t ≤ ${ARGON2_HASH_LIMITS.work} (64 times Barycenter's own m=19456,t=2), which a pattern cannot ` +
+            "compute",
+        ),
+      ),
     ),
     password_file: v.optional(
-      v.pipe(PasswordFileSchema, v.description("File holding the password, one trailing newline trimmed")),
+      v.pipe(
+        PasswordFileSchema,
+        v.description(
+          "File holding the password, one trailing newline trimmed; what it holds follows the password's rules " +
+            "(read at sync time, not by this schema)",
+        ),
+      ),
     ),
-    password_env: v.optional(v.pipe(PasswordEnvSchema, v.description("Environment variable holding the password"))),
+    password_env: v.optional(
+      v.pipe(
+        PasswordEnvSchema,
+        v.description("Environment variable holding the password; its value follows the password's rules"),
+      ),
+    ),
     email: v.optional(v.pipe(EmailSchema, v.description("Email address; null clears it"))),
     enabled: v.optional(v.pipe(FlagSchema, v.description("Whether the user may log in; new users default to true"))),
     email_verified: v.optional(
       v.pipe(FlagSchema, v.description("Whether the email is verified; new users default to false")),
     ),
     properties: v.optional(
-      v.pipe(PropertiesSchema, v.description("Attributes and OIDC claims (name, given_name, picture, …), JSON values")),
+      v.pipe(
+        PropertiesSchema,
+        v.description(
+          "Attributes and OIDC claims (name, given_name, picture, …), JSON values. The tool also refuses values " +
+            `nested more than ${MAX_PROPERTY_DEPTH} levels deep, and numbers that would not be stored as written ` +
+            "(1e999, -0, 12345678901234567890), which a JSON Schema cannot see",
+        ),
+      ),
     ),
   },
   "must be an object with at least a username and a password",
@@ -854,20 +889,84 @@ export const UsersFileSchema = v.union([
   v.object({ $schema: v.optional(v.string()), users: UsersSchema }),
 ]);
 
+/** The characters {@linkcode TEXT_RULES} refuse, as the body of a regular expression class. */
+const REFUSED_IN_TEXT = "\\p{Cc}\\p{Cs}\\p{Cf}\\p{Zl}\\p{Zp}";
+
+/**
+ * A regular expression source matching the decimal numbers from `min` to
+ * `max` (positive, without leading zeros), for JSON Schema patterns, which
+ * cannot compare numbers inside a string.
+ */
+export function integerRangePattern(min: number, max: number): string {
+  const alternatives: string[] = [];
+  // Split by digit count, then by digit position: [lo, hi] of one length n.
+  const sameLength = (lo: string, hi: string): string[] => {
+    if (lo === hi) return [lo];
+    let k = 0;
+    while (lo[k] === hi[k]) k++;
+    const prefix = lo.slice(0, k);
+    const rest = lo.length - k - 1;
+    const [a, b] = [Number(lo[k]), Number(hi[k])];
+    const any = (n: number) => n === 0 ? "" : n === 1 ? "\\d" : `\\d{${n}}`;
+    const digits = (from: number, to: number) =>
+      from === 0 && to === 9 ? "\\d" : from === to ? String(from) : `[${from}-${to}]`;
+    if (lo.slice(k + 1) === "0".repeat(rest) && hi.slice(k + 1) === "9".repeat(rest)) {
+      return [prefix + (a === 0 && b === 9 ? any(rest + 1) : digits(a, b) + any(rest))];
+    }
+    const parts = sameLength(lo.slice(k), `${a}${"9".repeat(rest)}`).map((p) => prefix + p);
+    if (b - a >= 2) parts.push(prefix + digits(a + 1, b - 1) + any(rest));
+    parts.push(...sameLength(`${b}${"0".repeat(rest)}`, hi.slice(k)).map((p) => prefix + p));
+    return parts;
+  };
+  for (let length = String(min).length; length <= String(max).length; length++) {
+    const lo = Math.max(min, length === 1 ? 0 : 10 ** (length - 1));
+    const hi = Math.min(max, 10 ** length - 1);
+    alternatives.push(...sameLength(String(lo), String(hi)));
+  }
+  return `(?:${alternatives.join("|")})`;
+}
+
+/**
+ * Canonical unpadded base64 of `min` to `max` characters followed by `end`:
+ * whole groups of four, then two characters whose last has its low four bits
+ * zero, or three whose last has its low two bits zero.
+ */
+function canonicalBase64Pattern(min: number, max: number, end: string): string {
+  return `(?=[A-Za-z0-9+/]{${min},${max}}${end})(?:[A-Za-z0-9+/]{4})*` +
+    "(?:[A-Za-z0-9+/][AQgw]|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048])?";
+}
+
 /**
  * What the `check`s above enforce, in JSON Schema's words, for the build to
  * add to the generated `users.schema.json` (valibot's converter cannot read a
- * `check`). JSON Schema counts lengths in characters, as the checks do.
+ * `check`): every rule a pattern or a length can state. JSON Schema counts
+ * lengths in characters (code points), as the checks do; its patterns are
+ * ECMA-262 regular expressions with Unicode property escapes. What no schema
+ * can check is said in the descriptions.
  */
 export const USER_JSON_SCHEMA_CONSTRAINTS: Record<string, Record<string, unknown>> = {
-  username: { minLength: 1, maxLength: 255, pattern: "^[^\\s\\p{Cc}](?:[^\\p{Cc}]*[^\\s\\p{Cc}])?$" },
-  password: { minLength: 1, maxLength: 1024 },
-  password_hash: { pattern: PHC_ARGON2ID.source },
-  password_file: { minLength: 1, maxLength: 4096 },
+  username: {
+    minLength: 1,
+    maxLength: 255,
+    pattern: `^[^\\s${REFUSED_IN_TEXT}](?:[^${REFUSED_IN_TEXT}]*[^\\s${REFUSED_IN_TEXT}])?$`,
+  },
+  password: { minLength: 1, maxLength: 1024, pattern: "^[^\\u0000-\\u001f\\u007f\\p{Cs}]*$" },
+  password_hash: {
+    pattern: `^\\$argon2id\\$v=19\\$m=${integerRangePattern(8, ARGON2_HASH_LIMITS.memoryKiB)},` +
+      `t=${integerRangePattern(1, Math.floor(ARGON2_HASH_LIMITS.work / 8))},` +
+      `p=${integerRangePattern(1, ARGON2_HASH_LIMITS.lanes)}\\$` +
+      `${canonicalBase64Pattern(11, 64, "\\$")}\\$${canonicalBase64Pattern(16, 86, "$")}$`,
+  },
+  password_file: { minLength: 1, maxLength: 4096, pattern: "^[^\\p{Cc}]*$" },
   password_env: { pattern: "^[A-Za-z_][A-Za-z0-9_]{0,254}$" },
-  email: { maxLength: 254, format: "email" },
+  email: { maxLength: 254, pattern: `^(?![\\s\\S]*[${REFUSED_IN_TEXT}])${EMAIL.source.slice(1)}` },
   properties: {
-    propertyNames: { minLength: 1, maxLength: 255, not: { enum: ["__proto__", "prototype", "constructor"] } },
+    propertyNames: {
+      minLength: 1,
+      maxLength: 255,
+      pattern: "^[^\\p{Cc}\\p{Cs}]*$",
+      not: { enum: ["__proto__", "prototype", "constructor"] },
+    },
   },
 };
 

@@ -13,14 +13,17 @@
 
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { argon2Hash, argon2Verify } from "../deps.ts";
 import * as sync from "../sync.ts";
 import { type Backend, backends, runSync, SYNC, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
 
 async function database(t: TestContext, backend: Backend): Promise<TestDatabase> {
   const db = await backend.create();
@@ -291,6 +294,159 @@ describe("7. the ceiling, judged by Barycenter's own verifier", () => {
   test("every hash at the limits is one Barycenter reads", { skip: noVerifier }, () => {
     const verdicts = barycenter(AFFORDABLE.map((params) => ({ password: "x", hash: phc(params) })));
     AFFORDABLE.forEach((params, i) => assert.equal(loginWorks(verdicts[i]), true, `${params}: ${verdicts[i].detail}`));
+  });
+});
+
+// ---------------------------------------------------------------------------
+// 8. users.schema.json is as strict as it can be
+
+describe("8. users.schema.json and the tool agree", () => {
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const schema = JSON.parse(readFileSync(join(root, "users.schema.json"), "utf8"));
+  const validate = ajv.compile(schema);
+  const user = schema.$defs.User.properties;
+
+  /** The tool's verdict and the schema's on one user, `{username: "u", password: "p"}` with `fields` over it. */
+  function verdicts(fields: Record<string, unknown>): { tool: boolean; schema: boolean } {
+    // Through JSON, as a file would be: an undefined password is left out.
+    const users = JSON.parse(JSON.stringify([{ username: "u", password: "p", ...fields }]));
+    return { tool: toolAccepts(users), schema: validate(users) as boolean };
+  }
+
+  test("the issue's examples: p=256 is refused by the schema; m=15,p=2 is refused by the tool and named in the description", () => {
+    const p256 = phc("m=2048,t=1,p=256");
+    assert.deepEqual(verdicts({ password: undefined, password_hash: p256 }), { tool: false, schema: false });
+    const m15p2 = phc("m=15,t=1,p=2");
+    assert.deepEqual(verdicts({ password: undefined, password_hash: m15p2 }), { tool: false, schema: true });
+    assert.match(user.password_hash.description, /m ≥ 8 × p and m × t ≤ 2490368/);
+  });
+
+  test("every value of every field: the schema refuses what the tool refuses, but for rules its descriptions name", () => {
+    const rand = random(8);
+    const hashes = [
+      ...NON_CANONICAL,
+      ...CANONICAL,
+      ...TOO_COSTLY.map((params) => phc(params)),
+      ...AFFORDABLE.map((params) => phc(params)),
+      phc("m=15,t=1,p=2"),
+      phc("m=2048,t=1,p=256"),
+      phc("m=7,t=1,p=1"),
+      phc("m=064,t=1,p=1"),
+      phc("m=64,t=0,p=1"),
+      phc("m=64,t=1,p=1", "rwdZGSnzI0"), // 10 characters: 7 bytes, too short a salt
+      phc("m=64,t=1,p=1", "A".repeat(64)),
+      phc("m=64,t=1,p=1", "A".repeat(66)),
+      phc("m=64,t=1,p=1", SALT, "A".repeat(86)),
+      phc("m=64,t=1,p=1", SALT, "A".repeat(87)),
+      phc("m=64,t=1,p=1", SALT, "A".repeat(14)),
+      phc("m=64,t=1,p=1", SALT, "A".repeat(16)),
+      "$argon2i$v=19$m=64,t=1,p=1$" + SALT + "$" + HASH,
+      "$argon2id$v=16$m=64,t=1,p=1$" + SALT + "$" + HASH,
+      ...Array.from({ length: 300 }, () => randomPhc(rand)),
+    ];
+    const cases: Record<string, unknown>[] = [
+      ...[
+        "alice",
+        "",
+        " a",
+        "a ",
+        "a\u00a0",
+        "a\tb",
+        "a\u0000",
+        "a\u0085b",
+        "\ud800",
+        "a\udc00b",
+        "\u202eevil",
+        "a\u2028b",
+        "a\u2029",
+        "zero\u200bwidth",
+        "\ufeffbom",
+        "Jos\u00e9",
+        "😀".repeat(255),
+        "😀".repeat(256),
+        "x".repeat(255),
+        "x".repeat(256),
+      ].map((username) => ({ username })),
+      ...[
+        "p",
+        "",
+        "line1\nline2",
+        "trailing\r",
+        "tab\there",
+        "del\u007f",
+        "nel\u0085",
+        "\u202ertl",
+        "\ud800",
+        "😀".repeat(1024),
+        "😀".repeat(1025),
+        "x".repeat(1025),
+      ].map((password) => ({ password })),
+      ...hashes.map((password_hash) => ({ password: undefined, password_hash })),
+      ...["/run/secrets/a", "", "a\nb", "x".repeat(4096), "x".repeat(4097), "😀".repeat(4096)].map((password_file) => ({
+        password: undefined,
+        password_file,
+      })),
+      ...["ALICE_PW", "1X", "A-B", "_"].map((password_env) => ({ password: undefined, password_env })),
+      ...[
+        null,
+        "a@example.com",
+        "a\u0000b@example.com",
+        "\ud800x@example.com",
+        "a\u202e@example.com",
+        "a\u2028@example.com",
+        "jos\u00e9@b\u00fccher.de",
+        "x@xn--bcher-kva.example",
+        "a..b@example.com",
+        "a b@example.com",
+        "@example.com",
+        "a@",
+        `${"x".repeat(64)}@${"d".repeat(63)}.${"e".repeat(63)}.${"f".repeat(61)}`,
+        `${"x".repeat(64)}@${"d".repeat(63)}.${"e".repeat(63)}.${"f".repeat(62)}`,
+        `${"😀".repeat(64)}@${"d".repeat(63)}.${"e".repeat(63)}.${"f".repeat(61)}`,
+        5,
+      ].map((email) => ({ email })),
+      ...["a", "", "k\u0000", "\ud800", "x".repeat(255), "x".repeat(256), "\u202eok"].map((key) => ({
+        properties: { [key]: 1 },
+      })),
+      ...["__proto__", "constructor", "prototype"].map((key) => ({ properties: JSON.parse(`{"${key}": 1}`) })),
+    ];
+    let refusedByBoth = 0;
+    for (const fields of cases) {
+      const { tool, schema } = verdicts(fields);
+      if (!tool && !schema) refusedByBoth++;
+      if (tool === schema) continue;
+      // Only the rules a pattern cannot compute may part them, and only the tool's way: the descriptions say them.
+      const hash = typeof fields.password_hash === "string"
+        ? /m=(\d+),t=(\d+),p=(\d+)/.exec(fields.password_hash)
+        : null;
+      const [m, t, p] = (hash ?? []).slice(1).map(Number);
+      assert.ok(
+        schema && !tool && hash !== null && (m < 8 * p || m * t > 2490368),
+        `tool ${tool ? "accepts" : "refuses"}, schema ${schema ? "accepts" : "refuses"}: ${JSON.stringify(fields)}`,
+      );
+    }
+    assert.ok(refusedByBoth > 100, `${refusedByBoth} cases refused by both`);
+  });
+
+  test("what no schema can check is in its descriptions", () => {
+    assert.match(schema.description, /a key given twice in one object/);
+    assert.match(schema.description, /larger than 16 MiB/);
+    assert.match(user.username.description, /unique ignoring letter case and Unicode normalisation/);
+    assert.match(user.properties.description, /nested more than 32 levels deep/);
+    assert.match(user.properties.description, /numbers that would not be stored as written/);
+    assert.equal(schema.anyOf[0].maxItems, 100000);
+  });
+
+  test("integerRangePattern matches exactly the numbers of its range", () => {
+    for (const [min, max] of [[1, 255], [8, 262144], [1, 311296], [37, 4021]]) {
+      const pattern = new RegExp(`^${sync.integerRangePattern(min, max)}$`);
+      for (let n = 0; n <= max + 1000; n++) {
+        if (pattern.test(String(n)) !== (n >= min && n <= max)) assert.fail(`${min}..${max}: ${n}`);
+      }
+      for (const text of ["01", "0" + String(max), "", "-1", "1e3", " 8"]) {
+        assert.equal(pattern.test(text), false, text);
+      }
+    }
   });
 });
 
