@@ -358,9 +358,11 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
     throw new Error(`the JSON scan stopped at line ${line}, column ${column} although JSON.parse accepts the file`);
   }
   const problems: string[] = [];
+  // A hostile file may hold a million of either: each place is found without reading the text again.
+  const locate = lineLocator(body);
   // JSON.parse keeps the last of two equal keys without a word: "password" twice must not pass.
   for (const { offset, key } of scan.duplicateKeys) {
-    const { line, column } = lineAndColumn(body, offset);
+    const { line, column } = locate(offset);
     problems.push(
       `line ${line}, column ${column}: key ${formatKey(key, "", true)} appears twice in one object; ` +
         "JSON would keep only the last, so remove one",
@@ -372,7 +374,7 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
     // The place as validation names it (users[3].properties.n), whether the file is an array or {"users": [...]}.
     const inList = Array.isArray(data) ? path : path[0] === "users" ? path.slice(1) : [];
     if (typeof inList[0] !== "number" || inList[1] !== "properties" || inList.length < 3) continue;
-    const { line, column } = lineAndColumn(body, offset);
+    const { line, column } = locate(offset);
     problems.push(
       `users${inList.map(formatPathKey).join("")}: the number at line ${line}, column ${column} would be stored as a ` +
         "different number (about 17 significant digits are kept, -0 becomes 0, and a number too large or too small " +
@@ -551,6 +553,21 @@ export function lineAndColumn(text: string, offset: number): { line: number; col
     }
   }
   return { line, column: offset - lineStart + 1 };
+}
+
+/** {@linkcode lineAndColumn} for many offsets of one text: its line starts are found once. */
+function lineLocator(text: string): (offset: number) => { line: number; column: number } {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  return (offset) => {
+    let [low, high] = [0, starts.length - 1];
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (starts[middle] <= offset) low = middle;
+      else high = middle - 1;
+    }
+    return { line: low + 1, column: offset - starts[low] + 1 };
+  };
 }
 
 // ---------------------------------------------------------------------------
