@@ -29,7 +29,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { toJsonSchema } from "@valibot/to-json-schema";
 import * as esbuild from "esbuild";
-import { PASSWORD_ONE_OF, USER_JSON_SCHEMA_CONSTRAINTS, UserSchema, UsersFileSchema } from "./sync.ts";
+import { LIMITS, PASSWORD_ONE_OF, USER_JSON_SCHEMA_CONSTRAINTS, UserSchema, UsersFileSchema } from "./sync.ts";
 
 const root = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -127,8 +127,9 @@ if (bundleSize > BUNDLE_BUDGET_BYTES) {
 
 /**
  * The users file's JSON Schema: valibot's conversion, plus what its `check`s
- * enforce (which the converter cannot read), unknown fields refused, and
- * exactly one password field.
+ * enforce (which the converter cannot read), unknown fields refused, exactly
+ * one password field, and the most users a file may hold. What no JSON Schema
+ * can check is said in the descriptions.
  */
 function usersJsonSchema() {
   // The converter's result is edited in place below as plain JSON; its declared type (a union
@@ -149,10 +150,14 @@ function usersJsonSchema() {
   user.oneOf = PASSWORD_ONE_OF;
   const wrapper = schema.anyOf.find((/** @type {{ type?: string }} */ branch) => branch.type === "object");
   wrapper.additionalProperties = false;
+  const array = schema.anyOf.find((/** @type {{ type?: string }} */ branch) => branch.type === "array");
+  for (const users of [array, wrapper.properties.users]) users.maxItems = LIMITS.users;
   return {
     $schema: "https://json-schema.org/draft/2020-12/schema",
     title: "Barycenter users file",
-    description: 'Users for barycenter-user-sync: a JSON array of users, or {"users": [...]}',
+    description: 'Users for barycenter-user-sync: a JSON array of users, or {"users": [...]}. The tool also ' +
+      "refuses what a JSON Schema cannot see: a key given twice in one object (JSON keeps only the last), and " +
+      `a file larger than ${LIMITS.fileMiB} MiB (--max-file-size); the fields' descriptions say the rest`,
     ...schema,
   };
 }

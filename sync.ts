@@ -443,15 +443,37 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
       `${source} is not valid JSON: ${reason} at line ${line}, column ${column}; nothing was changed`,
     );
   }
-  // JSON.parse keeps the last of two equal keys without a word: "password" twice must not pass.
-  const duplicates = scanJson(body).duplicateKeys;
-  if (duplicates.length > 0) {
-    throw invalid(duplicates.map(({ offset, key }) => {
-      const { line, column } = lineAndColumn(body, offset);
-      return `line ${line}, column ${column}: key ${formatKey(key, "", true)} appears twice in one object; ` +
-        "JSON would keep only the last, so remove one";
-    }));
+  const scan = scanJson(body);
+  if (scan.error !== undefined) {
+    // The checks below are only as good as the scan: a scan that stops early must not let the rest of the file pass.
+    const { line, column } = lineAndColumn(body, scan.error.offset);
+    throw new Error(`the JSON scan stopped at line ${line}, column ${column} although JSON.parse accepts the file`);
   }
+  const problems: string[] = [];
+  // A hostile file may hold a million of either: each place is found without reading the text again.
+  const locate = lineLocator(body);
+  // JSON.parse keeps the last of two equal keys without a word: "password" twice must not pass.
+  for (const { offset, key } of scan.duplicateKeys) {
+    const { line, column } = locate(offset);
+    problems.push(
+      `line ${line}, column ${column}: key ${formatKey(key, "", true)} appears twice in one object; ` +
+        "JSON would keep only the last, so remove one",
+    );
+  }
+  // A property value is stored as JSON.stringify gives it back: 1e999 would become null, -0 become 0, and
+  // 12345678901234567890 become 12345678901234567000, without a word. (Numbers elsewhere are refused anyway.)
+  for (const { offset, path } of scan.inexactNumbers) {
+    // The place as validation names it (users[3].properties.n), whether the file is an array or {"users": [...]}.
+    const inList = Array.isArray(data) ? path : path[0] === "users" ? path.slice(1) : [];
+    if (typeof inList[0] !== "number" || inList[1] !== "properties" || inList.length < 3) continue;
+    const { line, column } = locate(offset);
+    problems.push(
+      `users${inList.map(formatPathKey).join("")}: the number at line ${line}, column ${column} would be stored as a ` +
+        "different number (about 17 significant digits are kept, -0 becomes 0, and a number too large or too small " +
+        "becomes null or 0); write it as a string, or with fewer digits",
+    );
+  }
+  if (problems.length > 0) throw invalid(problems);
   return data;
 }
 
@@ -460,24 +482,36 @@ export function locateJsonError(text: string): { offset: number; reason: string 
   return scanJson(text).error ?? { offset: text.length, reason: "no error found" };
 }
 
+/** Where a value stands in a JSON text: object keys and array indices from the root. */
+export type JsonPath = (string | number)[];
+
 /**
  * Scans JSON text without building values: the first syntax error (its
- * offset and a reason that never quotes the text), and every key that
- * appears twice in one object, which JSON.parse would silently drop.
+ * offset and a reason that never quotes the text), every key that appears
+ * twice in one object, which JSON.parse would silently drop, and every number
+ * that JSON.parse would not give back as written (see {@linkcode survivesJsonRoundTrip}),
+ * with its place. It reads the whole text, whatever it holds: a check built on
+ * it must not stop where the scan stops.
  */
-export function scanJson(
-  text: string,
-): { error?: { offset: number; reason: string }; duplicateKeys: { offset: number; key: string }[] } {
+export function scanJson(text: string): {
+  error?: { offset: number; reason: string };
+  duplicateKeys: { offset: number; key: string }[];
+  inexactNumbers: { offset: number; path: JsonPath }[];
+} {
   const duplicateKeys: { offset: number; key: string }[] = [];
-  const result = (error?: { offset: number; reason: string }) => ({ error, duplicateKeys });
+  const inexactNumbers: { offset: number; path: JsonPath }[] = [];
+  const result = (error?: { offset: number; reason: string }) => ({ error, duplicateKeys, inexactNumbers });
   let i = 0;
   const fail = (reason: string, at = i) => result({ offset: at, reason });
   const skipSpace = () => {
     while (i < text.length && " \t\n\r".includes(text[i])) i++;
   };
+  // Sticky, so that it matches at i over the rest of the text: a number may be any length.
+  const number = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
   // An explicit stack instead of recursion: deeply nested input cannot overflow it.
-  // An object's entry holds the keys seen in it so far.
-  const stack: ("array" | Set<string>)[] = [];
+  // An object's entry holds the keys seen in it so far and the current one; an array's, the current index.
+  const stack: ({ index: number } | { keys: Set<string>; key: string })[] = [];
+  const path = (): JsonPath => stack.map((entry) => "index" in entry ? entry.index : entry.key);
   type State = "value" | "afterValue" | "key";
   let state: State = "value";
   while (true) {
@@ -491,9 +525,10 @@ export function scanJson(
       const end = scanString(text, i);
       if (typeof end !== "number") return result(end);
       const key = JSON.parse(text.slice(i, end)) as string;
-      const keys = stack.at(-1) as Set<string>;
-      if (keys.has(key)) duplicateKeys.push({ offset: i, key });
-      keys.add(key);
+      const object = stack.at(-1) as { keys: Set<string>; key: string };
+      if (object.keys.has(key)) duplicateKeys.push({ offset: i, key });
+      object.keys.add(key);
+      object.key = key;
       i = end;
       skipSpace();
       if (i >= text.length) return fail("unexpected end of input");
@@ -504,7 +539,7 @@ export function scanJson(
     }
     if (state === "value") {
       if (c === "{" || c === "[") {
-        stack.push(c === "{" ? new Set() : "array");
+        stack.push(c === "{" ? { keys: new Set(), key: "" } : { index: 0 });
         i++;
         skipSpace();
         if (text[i] === (c === "{" ? "}" : "]")) {
@@ -521,8 +556,10 @@ export function scanJson(
         if (typeof end !== "number") return result(end);
         i = end;
       } else if (c === "-" || (c >= "0" && c <= "9")) {
-        const match = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
+        number.lastIndex = i;
+        const match = number.exec(text);
         if (!match) return fail("invalid number");
+        if (!survivesJsonRoundTrip(match[0])) inexactNumbers.push({ offset: i, path: path() });
         i += match[0].length;
       } else if (text.startsWith("true", i)) i += 4;
       else if (text.startsWith("false", i)) i += 5;
@@ -536,16 +573,41 @@ export function scanJson(
     if (top === undefined) return fail("unexpected data after the end of the JSON value");
     if (c === ",") {
       i++;
-      state = top === "array" ? "value" : "key";
+      if ("index" in top) top.index++;
+      state = "index" in top ? "value" : "key";
       skipSpace();
       if (text[i] === "]" || text[i] === "}") return fail("trailing comma");
-    } else if ((top === "array" && c === "]") || (top !== "array" && c === "}")) {
+    } else if (("index" in top && c === "]") || (!("index" in top) && c === "}")) {
       stack.pop();
       i++;
     } else {
-      return fail(top === "array" ? "expected ',' or ']'" : "expected ',' or '}'");
+      return fail("index" in top ? "expected ',' or ']'" : "expected ',' or '}'");
     }
   }
+}
+
+/**
+ * Whether a JSON number, as written, means exactly the number that
+ * JSON.stringify gives back after JSON.parse: `1.0` and `1e3` do (`1`,
+ * `1000`); `1e999` (null), `-0` (0) and `12345678901234567890`
+ * (12345678901234567000, past a double's 17 significant digits) do not.
+ * The two texts are compared as exact decimals, so only the spelling may differ.
+ */
+export function survivesJsonRoundTrip(source: string): boolean {
+  const back = JSON.stringify(Number(source));
+  return back === source || exactDecimal(back) === exactDecimal(source);
+}
+
+/** A JSON number's exact value as `digits e exponent`, without redundant zeros; `-0` stays apart from `0`. */
+function exactDecimal(text: string): string | undefined {
+  const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!match) return undefined; // "null": the number had no JSON value
+  const [, sign, whole, fraction = "", exponent = "0"] = match;
+  const digits = (whole + fraction).replace(/^0+/, "");
+  if (digits === "") return `${sign}0`;
+  let end = digits.length; // trailing zeros counted by hand: /0+$/ backtracks quadratically on long runs of zeros
+  while (digits[end - 1] === "0") end--;
+  return `${sign}${digits.slice(0, end)}e${Number(exponent) - fraction.length + digits.length - end}`;
 }
 
 function scanString(text: string, start: number): number | { offset: number; reason: string } {
@@ -585,6 +647,21 @@ export function lineAndColumn(text: string, offset: number): { line: number; col
   return { line, column: offset - lineStart + 1 };
 }
 
+/** {@linkcode lineAndColumn} for many offsets of one text: its line starts are found once. */
+function lineLocator(text: string): (offset: number) => { line: number; column: number } {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  return (offset) => {
+    let [low, high] = [0, starts.length - 1];
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (starts[middle] <= offset) low = middle;
+      else high = middle - 1;
+    }
+    return { line: low + 1, column: offset - starts[low] + 1 };
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Validate
 
@@ -614,18 +691,103 @@ const PASSWORD_FIELDS = ["password", "password_hash", "password_file", "password
 const USER_FIELDS = ["username", ...PASSWORD_FIELDS, "email", "enabled", "email_verified", "properties"];
 
 /**
- * An Argon2id hash in PHC form, as Barycenter verifies it (any cost
- * parameters: Barycenter reads them from the string). The salt and hash are
- * unpadded base64.
+ * An Argon2id hash in PHC form, `$argon2id$v=19$m=…,t=…,p=…$salt$hash`, salt
+ * and hash in unpadded base64: its shape. Barycenter reads the parameters from
+ * the string; the tool bounds them, each bound for a reason:
+ *
+ * - `m ≥ 8·p`, `t ≥ 1`, `p ≥ 1`: Argon2's own (RFC 9106); Barycenter's
+ *   `argon2` crate refuses less, so such a hash could never log in.
+ * - `p ≤ 255`: the tool's choice, not Argon2's (RFC 9106 and the crate allow
+ *   2^24−1 lanes): lanes beyond a machine's cores gain nothing, and some
+ *   Argon2 libraries hold `p` in one byte (Go's `golang.org/x/crypto/argon2`),
+ *   so a hash with more could not move to them.
+ * - memory and work: {@linkcode ARGON2_HASH_LIMITS}. The 10-digit caps below
+ *   only keep the numbers exact; the crate's own type, u32, has 10 digits.
+ * - `v=19` (Argon2 1.3): what Barycenter and `hash-password` write; the older
+ *   v=16 is weaker and written by nothing current.
+ * - salt of 11 to 64 characters: 8 bytes at least, Argon2's shortest salt; 64
+ *   characters at most, the longest Barycenter's `password-hash` crate reads.
+ * - hash of 16 to 86 characters: 12 to 64 bytes. The crate reads 10 to 64;
+ *   outputs shorter than 12 bytes are weaker than any tool writes by default
+ *   (Barycenter and `hash-password` write 32).
+ * - salt and hash in canonical base64 ({@linkcode isCanonicalBase64}).
  */
 export const PHC_ARGON2ID =
-  /^\$argon2id\$v=19\$m=[1-9]\d{0,6},t=[1-9]\d{0,3},p=[1-9]\d{0,2}\$[A-Za-z0-9+/]{11,64}\$[A-Za-z0-9+/]{16,86}$/;
+  /^\$argon2id\$v=19\$m=([1-9]\d{0,9}),t=([1-9]\d{0,9}),p=([1-9]\d{0,9})\$([A-Za-z0-9+/]{11,64})\$([A-Za-z0-9+/]{16,86})$/;
 
-/** A PHC string Barycenter can verify: the format, and Argon2's own bounds (m ≥ 8·p KiB, p ≤ 255). */
-function isUsableArgon2idHash(hash: string): boolean {
-  if (!PHC_ARGON2ID.test(hash)) return false;
-  const [, m, p] = /m=(\d+),t=\d+,p=(\d+)/.exec(hash)!.map(Number);
-  return p <= 255 && m >= 8 * p;
+/**
+ * What one `password_hash` may cost to verify. Barycenter verifies the stored
+ * hash with the parameters the string carries at every login attempt for the
+ * user, by anyone, and a later sync that gives the user a plain password
+ * verifies against it too: a hash beyond these ties up both, for as long as
+ * it takes.
+ */
+export const ARGON2_HASH_LIMITS = {
+  /**
+   * `m`, the KiB one verification holds: 256 MiB, the memory limit Barycenter's
+   * chart gives the user-sync init container, which verifies stored hashes
+   * (13 times Barycenter's own 19 MiB).
+   */
+  memoryKiB: 256 * 1024,
+  /**
+   * `m × t`, the work of one verification (t passes over m KiB): 64 times
+   * Barycenter's own 19,456 × 2, about 0.8 s of a core where its own hashes
+   * take 12 ms.
+   */
+  work: 64 * ARGON2_OPTIONS.memoryCost * ARGON2_OPTIONS.timeCost,
+  /** `p`: see {@linkcode PHC_ARGON2ID}. */
+  lanes: 255,
+} as const;
+
+/** The cost parameters of a string of {@linkcode PHC_ARGON2ID}'s shape, else undefined. */
+function argon2idParams(hash: string): { m: number; t: number; p: number } | undefined {
+  const match = PHC_ARGON2ID.exec(hash);
+  if (!match) return undefined;
+  const [m, t, p] = match.slice(1, 4).map(Number);
+  return { m, t, p };
+}
+
+/** A PHC string of the right shape, with parameters Argon2 allows and lanes within the tool's bound. */
+function isArgon2idPhc(hash: string): boolean {
+  const params = argon2idParams(hash);
+  return params !== undefined && params.p <= ARGON2_HASH_LIMITS.lanes && params.m >= 8 * params.p;
+}
+
+/**
+ * Whether unpadded base64 is canonical: decoding it and encoding the bytes
+ * again gives the same text. Barycenter's `base64ct` refuses anything else (a
+ * length of 4n+1 characters, or unused low bits of the last character that
+ * are not zero), so a PHC string with such a salt or hash could never log in.
+ */
+export function isCanonicalBase64(text: string): boolean {
+  return /^[A-Za-z0-9+/]*$/.test(text) && Buffer.from(text, "base64").toString("base64").replace(/=+$/, "") === text;
+}
+
+/** Whether a string of {@linkcode PHC_ARGON2ID}'s shape has a canonical salt and hash; other strings pass here. */
+function hasCanonicalBase64(hash: string): boolean {
+  const match = PHC_ARGON2ID.exec(hash);
+  return match === null || (isCanonicalBase64(match[4]) && isCanonicalBase64(match[5]));
+}
+
+/**
+ * Why verifying an Argon2 PHC string (any variant: stored hashes are checked
+ * too) would cost more than {@linkcode ARGON2_HASH_LIMITS} allow, naming the
+ * limits and Barycenter's own parameters; undefined when it would not.
+ */
+export function argon2CostProblem(hash: string): string | undefined {
+  const match = /^\$argon2(?:id|i|d)\$(?:v=\d+\$)?m=(\d+),t=(\d+),p=\d+\$/.exec(hash);
+  if (!match) return undefined;
+  const [m, t] = [Number(match[1]), Number(match[2])];
+  const { memoryKiB, work } = ARGON2_HASH_LIMITS;
+  if (m <= memoryKiB && m * t <= work) return undefined;
+  const own = ARGON2_OPTIONS.memoryCost * ARGON2_OPTIONS.timeCost;
+  const memory = (kib: number) =>
+    kib >= 1024 * 1024 ? `${(kib / 1024 / 1024).toFixed(1)} GiB` : `${Math.ceil(kib / 1024)} MiB`;
+  return `verifying it would take ${memory(m)} of memory and ${Math.ceil((m * t) / own)} times the work of ` +
+    `Barycenter's own hashes, at every login attempt; the limits are ${memory(memoryKiB)} (m at most ` +
+    `${memoryKiB}) and ${work / own} times (m × t at most ${work}), Barycenter's own being ` +
+    `m=${ARGON2_OPTIONS.memoryCost},t=${ARGON2_OPTIONS.timeCost},p=${ARGON2_OPTIONS.parallelism}; ` +
+    "make one with the hash-password command";
 }
 
 /** How deep a property value may nest: OIDC claims are shallow, and deeper input is an attack. */
@@ -644,6 +806,46 @@ const codePoints = (s: string) => {
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /**
+ * Unicode format characters (bidirectional controls such as U+202E, zero-width
+ * ones) and line and paragraph separators (U+2028, U+2029): invisible, they make
+ * one text print as another, and no one types them into a login form.
+ */
+const FORMAT_OR_SEPARATOR = /[\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/**
+ * What text people type and read must be, usernames and emails alike: no
+ * control characters (a NUL also fails PostgreSQL's whole transaction), no lone
+ * surrogates (each database stores them differently, so they never compare
+ * equal again), no format or separator characters.
+ */
+const TEXT_RULES = [
+  v.check((s: string) => !/\p{Cc}/u.test(s), "must not contain control characters"),
+  v.check((s: string) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
+  v.check(
+    (s: string) => !FORMAT_OR_SEPARATOR.test(s),
+    "must not contain invisible Unicode format or separator characters (such as U+202E, which reverses text, " +
+      "or U+2028, a line separator)",
+  ),
+] as const;
+
+/**
+ * C0 control characters or DEL in a password. Barycenter's login is an HTML
+ * form whose password field cannot hold them (a line break or a tab never
+ * reaches it), so a user with such a password could never log in.
+ */
+function hasControlCharacter(password: string): boolean {
+  for (let i = 0; i < password.length; i++) {
+    const c = password.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+const NO_CONTROL_CHARACTERS =
+  "must not contain control characters (such as a line break or a tab): Barycenter's login form cannot take them, " +
+  "so the user could never log in";
+
+/**
  * An address as people write them: a local part without spaces, quotes or
  * brackets, and a domain of letter-or-digit labels (IDN and punycode
  * included). Deliverability is not this tool's business.
@@ -657,8 +859,7 @@ const UsernameSchema = v.pipe(
   v.check((s) => s.length > 0, "must not be empty"),
   v.check((s) => codePoints(s) <= 255, "must be at most 255 characters"),
   v.check((s) => s.trim() === s, "must not start or end with whitespace"),
-  v.check((s) => !/\p{Cc}/u.test(s), "must not contain control characters"),
-  v.check((s) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
+  ...TEXT_RULES,
 );
 
 const PASSWORD_RULES = [
@@ -667,22 +868,34 @@ const PASSWORD_RULES = [
   v.check((s: string) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
 ] as const;
 
+/** A password in the file; its control characters are found by {@linkcode passwordProblems}, which names the user. */
 const PasswordSchema = v.pipe(v.string("must be a string"), ...PASSWORD_RULES);
 
-/** Checks a password that came from a file or a variable, with the same rules. */
-const ResolvedPasswordSchema = v.pipe(v.string(), ...PASSWORD_RULES);
+/** Checks a password from a file, a variable or `hash-password`, with the same rules (the caller names the user). */
+const ResolvedPasswordSchema = v.pipe(
+  v.string(),
+  ...PASSWORD_RULES,
+  v.check((s: string) => !hasControlCharacter(s), NO_CONTROL_CHARACTERS),
+);
 
 const PasswordHashSchema = v.pipe(
   v.string("must be a string"),
   v.check(
-    isUsableArgon2idHash,
-    "must be an Argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash); make one with the hash-password command",
+    isArgon2idPhc,
+    "must be an Argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash, m at least 8 × p, p at most " +
+      `${ARGON2_HASH_LIMITS.lanes}); make one with the hash-password command`,
+  ),
+  v.check(
+    hasCanonicalBase64,
+    "must have its salt and hash in canonical base64 (no length of 4n+1 characters, no unused bits set in the last " +
+      "character): Barycenter's verifier refuses anything else, so the user could never log in; make one with the " +
+      "hash-password command",
   ),
 );
 
 const PasswordFileSchema = v.pipe(
   v.string("must be a string: the path of a file holding the password"),
-  v.check((s) => s.length > 0 && s.length <= 4096 && !/\p{Cc}/u.test(s), "must be a file path"),
+  v.check((s) => s.length > 0 && codePoints(s) <= 4096 && !/\p{Cc}/u.test(s), "must be a file path"),
 );
 
 const PasswordEnvSchema = v.pipe(
@@ -693,7 +906,8 @@ const PasswordEnvSchema = v.pipe(
 const EmailSchema = v.nullable(
   v.pipe(
     v.string("must be a string, or null to clear it"),
-    v.check((s) => s.length <= 254, "must be at most 254 characters"),
+    v.check((s) => codePoints(s) <= 254, "must be at most 254 characters"),
+    ...TEXT_RULES,
     v.check((s) => EMAIL.test(s), "invalid email address"),
   ),
 );
@@ -714,25 +928,60 @@ const PropertiesSchema = v.pipe(
   v.record(PropertyKeySchema, v.unknown()),
 );
 
-/** The valibot schema of one user object. Unknown fields are found by {@linkcode scanFields}. */
+/**
+ * The valibot schema of one user object. Unknown fields are found by
+ * {@linkcode scanFields}. Each description ends with what the tool checks and
+ * `users.schema.json` cannot express.
+ */
 export const UserSchema = v.object(
   {
-    username: v.pipe(UsernameSchema, v.description("Unique username for login")),
+    username: v.pipe(
+      UsernameSchema,
+      v.description(
+        "Unique username for login. Also unique ignoring letter case and Unicode normalisation (checked by the " +
+          "tool; a JSON Schema cannot compare items)",
+      ),
+    ),
     password: v.optional(v.pipe(PasswordSchema, v.description("Plaintext password, hashed with Argon2id on import"))),
     password_hash: v.optional(
-      v.pipe(PasswordHashSchema, v.description("Argon2id PHC string, stored as given (make one with hash-password)")),
+      v.pipe(
+        PasswordHashSchema,
+        v.description(
+          "Argon2id PHC string, stored as given (make one with hash-password). The tool also requires m ≥ 8 × p " +
+            `and m × t ≤ ${ARGON2_HASH_LIMITS.work} (64 times Barycenter's own m=19456,t=2), which a pattern cannot ` +
+            "compute",
+        ),
+      ),
     ),
     password_file: v.optional(
-      v.pipe(PasswordFileSchema, v.description("File holding the password, one trailing newline trimmed")),
+      v.pipe(
+        PasswordFileSchema,
+        v.description(
+          "File holding the password, one trailing newline trimmed; what it holds follows the password's rules " +
+            "(read at sync time, not by this schema)",
+        ),
+      ),
     ),
-    password_env: v.optional(v.pipe(PasswordEnvSchema, v.description("Environment variable holding the password"))),
+    password_env: v.optional(
+      v.pipe(
+        PasswordEnvSchema,
+        v.description("Environment variable holding the password; its value follows the password's rules"),
+      ),
+    ),
     email: v.optional(v.pipe(EmailSchema, v.description("Email address; null clears it"))),
     enabled: v.optional(v.pipe(FlagSchema, v.description("Whether the user may log in; new users default to true"))),
     email_verified: v.optional(
       v.pipe(FlagSchema, v.description("Whether the email is verified; new users default to false")),
     ),
     properties: v.optional(
-      v.pipe(PropertiesSchema, v.description("Attributes and OIDC claims (name, given_name, picture, …), JSON values")),
+      v.pipe(
+        PropertiesSchema,
+        v.description(
+          "Attributes and OIDC claims (name, given_name, picture, …), JSON values. The tool also refuses values " +
+            `nested more than ${MAX_PROPERTY_DEPTH} levels deep, and numbers that would not be stored as written ` +
+            "(1e999, -0, 12345678901234567890), which a JSON Schema cannot see",
+        ),
+      ),
     ),
   },
   "must be an object with at least a username and a password",
@@ -749,20 +998,84 @@ export const UsersFileSchema = v.union([
   v.object({ $schema: v.optional(v.string()), users: UsersSchema }),
 ]);
 
+/** The characters {@linkcode TEXT_RULES} refuse, as the body of a regular expression class. */
+const REFUSED_IN_TEXT = "\\p{Cc}\\p{Cs}\\p{Cf}\\p{Zl}\\p{Zp}";
+
+/**
+ * A regular expression source matching the decimal numbers from `min` to
+ * `max` (positive, without leading zeros), for JSON Schema patterns, which
+ * cannot compare numbers inside a string.
+ */
+export function integerRangePattern(min: number, max: number): string {
+  const alternatives: string[] = [];
+  // Split by digit count, then by digit position: [lo, hi] of one length n.
+  const sameLength = (lo: string, hi: string): string[] => {
+    if (lo === hi) return [lo];
+    let k = 0;
+    while (lo[k] === hi[k]) k++;
+    const prefix = lo.slice(0, k);
+    const rest = lo.length - k - 1;
+    const [a, b] = [Number(lo[k]), Number(hi[k])];
+    const any = (n: number) => n === 0 ? "" : n === 1 ? "\\d" : `\\d{${n}}`;
+    const digits = (from: number, to: number) =>
+      from === 0 && to === 9 ? "\\d" : from === to ? String(from) : `[${from}-${to}]`;
+    if (lo.slice(k + 1) === "0".repeat(rest) && hi.slice(k + 1) === "9".repeat(rest)) {
+      return [prefix + (a === 0 && b === 9 ? any(rest + 1) : digits(a, b) + any(rest))];
+    }
+    const parts = sameLength(lo.slice(k), `${a}${"9".repeat(rest)}`).map((p) => prefix + p);
+    if (b - a >= 2) parts.push(prefix + digits(a + 1, b - 1) + any(rest));
+    parts.push(...sameLength(`${b}${"0".repeat(rest)}`, hi.slice(k)).map((p) => prefix + p));
+    return parts;
+  };
+  for (let length = String(min).length; length <= String(max).length; length++) {
+    const lo = Math.max(min, length === 1 ? 0 : 10 ** (length - 1));
+    const hi = Math.min(max, 10 ** length - 1);
+    alternatives.push(...sameLength(String(lo), String(hi)));
+  }
+  return `(?:${alternatives.join("|")})`;
+}
+
+/**
+ * Canonical unpadded base64 of `min` to `max` characters followed by `end`:
+ * whole groups of four, then two characters whose last has its low four bits
+ * zero, or three whose last has its low two bits zero.
+ */
+function canonicalBase64Pattern(min: number, max: number, end: string): string {
+  return `(?=[A-Za-z0-9+/]{${min},${max}}${end})(?:[A-Za-z0-9+/]{4})*` +
+    "(?:[A-Za-z0-9+/][AQgw]|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048])?";
+}
+
 /**
  * What the `check`s above enforce, in JSON Schema's words, for the build to
  * add to the generated `users.schema.json` (valibot's converter cannot read a
- * `check`). JSON Schema counts lengths in characters, as the checks do.
+ * `check`): every rule a pattern or a length can state. JSON Schema counts
+ * lengths in characters (code points), as the checks do; its patterns are
+ * ECMA-262 regular expressions with Unicode property escapes. What no schema
+ * can check is said in the descriptions.
  */
 export const USER_JSON_SCHEMA_CONSTRAINTS: Record<string, Record<string, unknown>> = {
-  username: { minLength: 1, maxLength: 255, pattern: "^[^\\s\\p{Cc}](?:[^\\p{Cc}]*[^\\s\\p{Cc}])?$" },
-  password: { minLength: 1, maxLength: 1024 },
-  password_hash: { pattern: PHC_ARGON2ID.source },
-  password_file: { minLength: 1, maxLength: 4096 },
+  username: {
+    minLength: 1,
+    maxLength: 255,
+    pattern: `^[^\\s${REFUSED_IN_TEXT}](?:[^${REFUSED_IN_TEXT}]*[^\\s${REFUSED_IN_TEXT}])?$`,
+  },
+  password: { minLength: 1, maxLength: 1024, pattern: "^[^\\u0000-\\u001f\\u007f\\p{Cs}]*$" },
+  password_hash: {
+    pattern: `^\\$argon2id\\$v=19\\$m=${integerRangePattern(8, ARGON2_HASH_LIMITS.memoryKiB)},` +
+      `t=${integerRangePattern(1, Math.floor(ARGON2_HASH_LIMITS.work / 8))},` +
+      `p=${integerRangePattern(1, ARGON2_HASH_LIMITS.lanes)}\\$` +
+      `${canonicalBase64Pattern(11, 64, "\\$")}\\$${canonicalBase64Pattern(16, 86, "$")}$`,
+  },
+  password_file: { minLength: 1, maxLength: 4096, pattern: "^[^\\p{Cc}]*$" },
   password_env: { pattern: "^[A-Za-z_][A-Za-z0-9_]{0,254}$" },
-  email: { maxLength: 254, format: "email" },
+  email: { maxLength: 254, pattern: `^(?![\\s\\S]*[${REFUSED_IN_TEXT}])${EMAIL.source.slice(1)}` },
   properties: {
-    propertyNames: { minLength: 1, maxLength: 255, not: { enum: ["__proto__", "prototype", "constructor"] } },
+    propertyNames: {
+      minLength: 1,
+      maxLength: 255,
+      pattern: "^[^\\p{Cc}\\p{Cs}]*$",
+      not: { enum: ["__proto__", "prototype", "constructor"] },
+    },
   },
 };
 
@@ -795,7 +1108,7 @@ export function validateUsers(data: unknown): UserSpec[] {
   }
   const result = v.safeParse(UsersSchema, list);
   if (!result.success) problems.push(...result.issues.map(describeIssue));
-  problems.push(...scanFields(list), ...findDuplicateUsernames(list));
+  problems.push(...scanFields(list), ...passwordProblems(list), ...findDuplicateUsernames(list));
   if (problems.length > 0 || !result.success) throw invalid(problems.sort(byPlace));
   return result.output as UserSpec[];
 }
@@ -847,6 +1160,28 @@ function scanFields(list: unknown): string[] {
         problems.push(`${place}: nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
       }
     }
+  });
+  return problems;
+}
+
+/**
+ * The password rules whose messages name the user as well as the place
+ * (`users[3].password (user "alice"): …`): a password that Barycenter's login
+ * form cannot take, and a password_hash too costly to verify.
+ */
+function passwordProblems(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  const problems: string[] = [];
+  list.forEach((user, index) => {
+    if (!isPlainObject(user)) return;
+    const who = typeof user.username === "string" ? ` (user ${formatKey(user.username, "", true)})` : "";
+    if (typeof user.password === "string" && hasControlCharacter(user.password)) {
+      problems.push(`users[${index}].password${who}: ${NO_CONTROL_CHARACTERS}`);
+    }
+    const cost = typeof user.password_hash === "string" && isArgon2idPhc(user.password_hash)
+      ? argon2CostProblem(user.password_hash)
+      : undefined;
+    if (cost !== undefined) problems.push(`users[${index}].password_hash${who}: ${cost}`);
   });
   return problems;
 }
@@ -1135,7 +1470,9 @@ export function hashPassword(password: string): Promise<string> {
 /**
  * Verifies each file password against its stored hash, all at once so the
  * native thread pool runs them in parallel. A stored value that is not a
- * valid PHC string counts as a mismatch, so the password is re-hashed.
+ * valid PHC string counts as a mismatch, so the password is re-hashed; so
+ * does one that would cost more than {@linkcode ARGON2_HASH_LIMITS} to verify
+ * (Barycenter's admin API stores any Argon2 string), which is never verified.
  */
 export async function verifyPasswords(
   specs: UserSpec[],
@@ -1145,7 +1482,8 @@ export async function verifyPasswords(
   const existing = specs.filter((spec) => spec.password !== undefined && stored.has(spec.username));
   const tick = progress("verifying passwords", existing.length);
   const checks = await mapConcurrently(existing, async (spec) => {
-    const ok = await argon2Verify(stored.get(spec.username)!.password_hash, spec.password!).catch(() => false);
+    const hash = stored.get(spec.username)!.password_hash;
+    const ok = argon2CostProblem(hash) === undefined && await argon2Verify(hash, spec.password!).catch(() => false);
     tick();
     return [spec.username, ok] as const;
   });
@@ -2271,10 +2609,34 @@ export function colorFor(
   return { stdout: allowed && streams.stdout === true, stderr: allowed && streams.stderr === true };
 }
 
+/**
+ * Characters a log line must not show raw: control characters (a line break
+ * starts a fake line, an escape sequence drives the terminal), format
+ * characters (U+202E prints the rest of the line reversed), line and paragraph
+ * separators, lone surrogates, private-use and unassigned code points.
+ */
+const NON_PRINTABLE = /[\p{C}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * `text` with every character that does not print as itself written as a
+ * `\uXXXX` escape (`\u{XXXXX}` beyond the BMP), so that a text log line shows
+ * what a name holds, and is never split or reordered by it.
+ */
+export function printable(text: string): string {
+  return text.replace(NON_PRINTABLE, (char) => {
+    const code = char.codePointAt(0)!;
+    return code > 0xffff
+      ? `\\u{${code.toString(16).toUpperCase()}}`
+      : `\\u${code.toString(16).toUpperCase().padStart(4, "0")}`;
+  });
+}
+
 /** A logger writing `format` to `output`: info to stdout, warnings and errors to stderr. */
 export function createLogger(format: "text" | "json", output: Output, options: LoggerOptions = {}): Logger {
   const started = options.started ?? performance.now();
   if (format === "json") {
+    // JSON.stringify escapes C0 controls and lone surrogates but writes U+202E, U+2028, DEL and the like raw;
+    // they only stand inside strings, where \uXXXX means the same, so the line parses to the same value.
     const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
       JSON.stringify({
         time: new Date().toISOString(),
@@ -2282,7 +2644,10 @@ export function createLogger(format: "text" | "json", output: Output, options: L
         msg,
         duration_ms: Math.round(performance.now() - started),
         ...fields,
-      });
+      }).replace(
+        NON_PRINTABLE,
+        (char) => char.split("").map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, "0")}`).join(""),
+      );
     return {
       info: (msg, fields) => output.stdout(line("info", msg, fields)),
       warn: (msg, fields) => output.stderr(line("warn", msg, fields)),
@@ -2293,15 +2658,17 @@ export function createLogger(format: "text" | "json", output: Output, options: L
   const out = options.color?.stdout;
   const err = options.color?.stderr;
   const actionColor: Record<string, number> = { create: ANSI.green, update: ANSI.yellow, unchanged: ANSI.dim };
+  // Escaped first, painted after: the colours are the only escape sequences a text line may carry.
   return {
     info: (msg, fields) => {
       const code = actionColor[String(fields?.action)] ?? (fields?.summary ? ANSI.bold : undefined);
-      output.stdout(code === undefined ? msg : paint(out, code, msg));
+      output.stdout(code === undefined ? printable(msg) : paint(out, code, printable(msg)));
     },
-    warn: (msg) => output.stderr(`${paint(err, ANSI.yellow, "warning:")} ${msg}`),
+    warn: (msg) => output.stderr(`${paint(err, ANSI.yellow, "warning:")} ${printable(msg)}`),
     error: (msg, fields) => {
-      output.stderr(`${paint(err, ANSI.red, "error:")} ${msg}`);
-      for (const problem of (fields?.problems as string[] | undefined) ?? []) output.stderr(`  ${problem}`);
+      output.stderr(`${paint(err, ANSI.red, "error:")} ${printable(msg)}`);
+      for (const problem of (fields?.problems as string[] | undefined) ?? []) output.stderr(`  ${printable(problem)}`);
+      for (const frame of (fields?.stack as string[] | undefined) ?? []) output.stderr(`    ${printable(frame)}`);
     },
   };
 }
@@ -2483,15 +2850,19 @@ async function hashPasswordCommand(
 
 /**
  * Asks for lines on a terminal without echoing them. Keys typed ahead of a
- * prompt are kept for it. Ctrl-C ends the process with 130.
+ * prompt are kept for it. Ctrl-C ends the process with 130. Bytes that are not
+ * UTF-8 reject the prompt.
  */
 function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<string> {
   let pending = "";
+  // One streaming decoder for every read of every prompt: a terminal may deliver one character's bytes in
+  // several reads, and decoding each read alone turns the pieces into U+FFFD, the hash of another password.
+  const decoder = new TextDecoder("utf-8", { fatal: true });
   return (prompt) => {
     // Raw mode first: a key typed the moment the prompt shows must not be echoed.
     input.setRawMode(true);
     process.stderr.write(prompt);
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       let typed = "";
       const take = (text: string): boolean => {
         for (let i = 0; i < text.length; i++) {
@@ -2516,7 +2887,20 @@ function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<
         }
         return false;
       };
-      const onData = (data: Uint8Array) => take(new TextDecoder().decode(data));
+      const onData = (data: Uint8Array) => {
+        let text: string;
+        try {
+          text = decoder.decode(data, { stream: true });
+        } catch (error) {
+          input.setRawMode(false);
+          input.pause();
+          input.off("data", onData);
+          process.stderr.write("\n");
+          reject(error);
+          return;
+        }
+        take(text);
+      };
       const leftover = pending;
       pending = "";
       if (take(leftover)) return;
@@ -2599,8 +2983,10 @@ function reportFailure(error: unknown, log: Logger): number {
     log.error(`${error.message}; ${outcome}`);
     return EXIT.database;
   }
-  // A bug of ours: the stack helps a report, and holds code locations, not data.
-  log.error(`unexpected ${(error as Error)?.stack ?? String(error)}`);
+  // A bug of ours: the stack helps a report, and holds code locations, not data. One frame a line: a text
+  // log line never holds a line break.
+  const [first, ...frames] = String((error as Error)?.stack ?? error).split("\n");
+  log.error(`unexpected ${first}`, { stack: frames.map((frame) => frame.trim()) });
   return EXIT.unexpected;
 }
 
