@@ -1304,29 +1304,19 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
 // ---------------------------------------------------------------------------
 // Plan: compare the file with what the database holds
 
+/** A column's value in JavaScript: text, or a number for `bigint` (0/1 flags, Unix seconds). */
+type ColumnValue<C> =
+  | (C extends { type: "bigint" } ? number : string)
+  | (C extends { nullable: true } ? null : never);
+
+/** A `users` row to insert or update: one field per column of {@linkcode USER_COLUMNS}. */
+export type UserRow = { -readonly [K in keyof typeof USER_COLUMNS]: ColumnValue<(typeof USER_COLUMNS)[K]> };
+
 /** A user as the database holds it, with the properties the sync may manage. */
-export interface StoredUser {
-  subject: string;
-  username: string;
-  password_hash: string;
-  email: string | null;
-  email_verified: number;
-  enabled: number;
-  created_at: number;
+export type StoredUser = UserRow & {
   /** Property key → stored (JSON-encoded) value. */
   properties: Map<string, string>;
-}
-
-/** A `users` row to insert or update. `password_hash` is null until hashed. */
-export interface UserRow {
-  subject: string;
-  username: string;
-  password_hash: string;
-  email: string | null;
-  email_verified: number;
-  created_at: number;
-  enabled: number;
-}
+};
 
 /** A `properties` row to upsert, owned by the user with this username. */
 export interface PropertyRow {
@@ -1783,13 +1773,179 @@ export const CREATE_TABLE: Record<TableName, string> = {
 )`,
 };
 
-/** The PostgreSQL advisory lock that serialises syncs: the first 8 bytes of SHA-256("barycenter-user-sync"). */
-const ADVISORY_LOCK_KEY = "5356544628862928228";
+/**
+ * Serialises syncs of one PostgreSQL database until the transaction ends: an
+ * advisory lock keyed by the first 8 bytes of SHA-256("barycenter-user-sync").
+ */
+const ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(5356544628862928228)";
 
-const UPSERT_STATE = `
-  INSERT INTO user_sync_state (file_key, pairs_hash, hashes_digest, updated_at) VALUES ($1, $2, $3, $4)
-  ON CONFLICT (file_key) DO UPDATE SET
-    pairs_hash = excluded.pairs_hash, hashes_digest = excluded.hashes_digest, updated_at = excluded.updated_at`;
+/** A column's SQL type, as Barycenter's migrations declare it. */
+type SqlType = "varchar" | "bigint";
+
+/**
+ * The `users` columns the sync reads and writes, in table order, each stated
+ * once: the statements of both backends, the rows read back and
+ * {@linkcode UserRow} are built from it. `kept`: set on insert, never updated
+ * (the subject, the username the upsert matches on, the creation time).
+ */
+const USER_COLUMNS = {
+  subject: { type: "varchar", kept: true },
+  username: { type: "varchar", kept: true },
+  password_hash: { type: "varchar" },
+  email: { type: "varchar", nullable: true },
+  email_verified: { type: "bigint" },
+  created_at: { type: "bigint", kept: true },
+  enabled: { type: "bigint" },
+} as const satisfies Record<string, { type: SqlType; nullable?: true; kept?: true }>;
+
+/** What a batch of properties carries: the owner by username, looked up in the same statement. */
+const PROPERTY_BATCH_COLUMNS = {
+  username: { type: "varchar" },
+  key: { type: "varchar" },
+  value: { type: "varchar" },
+  updated_at: { type: "bigint" },
+} as const satisfies Record<string, { type: SqlType }>;
+
+/** The columns of the tool's own state table. */
+const STATE_COLUMNS = ["file_key", "pairs_hash", "hashes_digest", "updated_at"] as const;
+
+/**
+ * What differs between the backends' SQL, and nothing else: how a parameter
+ * is written, how a batch (one JSON parameter) becomes rows, how a table's
+ * existence is asked, and how rows aggregate into a JSON object.
+ */
+interface Dialect {
+  /** The `n`th parameter (1-based). */
+  param(n: number): string;
+  /** Rows with `columns`, named `alias`, from parameter `n`: a JSON array of objects. */
+  rows(n: number, columns: Record<string, { type: SqlType }>, alias: string): string;
+  /** A one-column table (`value`) of the strings in parameter `n`: a JSON array. */
+  values(n: number): string;
+  /** Whether the table named by the SQL text expression `name` exists. */
+  tableExists(name: string): string;
+  /** The JSON text of an object aggregated from `key` and `value` over the rows (`{}` for none). */
+  objectAgg(key: string, value: string): string;
+}
+
+/** PostgreSQL: `$n` parameters, `json_to_recordset`, `to_regclass`. */
+const POSTGRES_DIALECT: Dialect = {
+  param: (n) => `$${n}`,
+  rows: (n, columns, alias) =>
+    `json_to_recordset($${n}::text::json) AS ${alias}(${
+      Object.entries(columns).map(([name, { type }]) => `${name} ${type}`).join(", ")
+    })`,
+  values: (n) => `json_array_elements_text($${n}::text::json)`,
+  tableExists: (name) => `to_regclass(${name}) IS NOT NULL`,
+  objectAgg: (key, value) => `coalesce(json_object_agg(${key}, ${value}), '{}')::text`,
+};
+
+/** SQLite: `?` parameters, `json_each` (SQLite has no arrays to bind), `sqlite_master`. */
+const SQLITE_DIALECT: Dialect = {
+  param: () => "?",
+  rows: (_, columns, alias) =>
+    `(SELECT ${
+      Object.keys(columns).map((name) => `value ->> '${name}' AS ${name}`).join(", ")
+    } FROM json_each(?)) AS ${alias}`,
+  values: () => "json_each(?)",
+  tableExists: (name) => `EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ${name})`,
+  objectAgg: (key, value) => `json_group_object(${key}, ${value})`,
+};
+
+/** Every statement a sync runs, written once for both backends; the dialect fills in what differs. */
+function statementsFor(d: Dialect) {
+  const userColumns = Object.keys(USER_COLUMNS).join(", ");
+  const updated = Object.entries(USER_COLUMNS).filter(([, column]) => !("kept" in column)).map(([name]) => name);
+  const properties = `(SELECT ${d.objectAgg("p.key", "p.value")} FROM properties p WHERE p.owner = u.subject)`;
+  // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
+  return {
+    missingTables: `SELECT value AS name FROM ${d.values(1)} WHERE NOT ${d.tableExists("value")}`,
+    readUsers: (withProperties: boolean) =>
+      `SELECT ${userColumns}, ${withProperties ? properties : "'{}'"} AS properties
+       FROM users u WHERE username IN (SELECT value FROM ${d.values(1)})`,
+    // On a username that exists, only the columns not kept are set.
+    writeUsers: `INSERT INTO users (${userColumns}) SELECT ${userColumns} FROM ${
+      d.rows(1, USER_COLUMNS, "b")
+    } WHERE true
+       ON CONFLICT (username) DO UPDATE SET ${updated.map((name) => `${name} = excluded.${name}`).join(", ")}`,
+    // The owner is looked up by username in the same statement, so a user created just before is found.
+    writeProperties: `INSERT INTO properties (owner, key, value, updated_at)
+       SELECT u.subject, p.key, p.value, p.updated_at FROM ${d.rows(1, PROPERTY_BATCH_COLUMNS, "p")}
+       JOIN users u ON u.username = p.username WHERE true
+       ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+    readState: `SELECT ${STATE_COLUMNS.join(", ")} FROM user_sync_state WHERE file_key = ${d.param(1)}`,
+    writeState: `INSERT INTO user_sync_state (${STATE_COLUMNS.join(", ")})
+       VALUES (${STATE_COLUMNS.map((_, i) => d.param(i + 1)).join(", ")})
+       ON CONFLICT (file_key) DO UPDATE SET ${
+      STATE_COLUMNS.slice(1).map((name) => `${name} = excluded.${name}`).join(", ")
+    }`,
+  };
+}
+
+type Statements = ReturnType<typeof statementsFor>;
+
+const POSTGRES_STATEMENTS = statementsFor(POSTGRES_DIALECT);
+const SQLITE_STATEMENTS = statementsFor(SQLITE_DIALECT);
+
+/** How a backend runs one statement: the only I/O the shared transaction needs. */
+type RunStatement = (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
+
+/**
+ * The operations of a sync for either backend: each is one statement of
+ * {@linkcode statementsFor}, with every batch sent as one JSON parameter, so
+ * the number of statements never grows with the number of users.
+ */
+class SqlTransaction implements StoreTransaction {
+  #run: RunStatement;
+  #sql: Statements;
+  #lock: string | undefined;
+  /** `lock`: the statement that serialises syncs, if the transaction's own BEGIN does not already. */
+  constructor(run: RunStatement, sql: Statements, lock?: string) {
+    this.#run = run;
+    this.#sql = sql;
+    this.#lock = lock;
+  }
+
+  async lock(): Promise<void> {
+    if (this.#lock !== undefined) await this.#run(this.#lock);
+  }
+
+  async missingTables(): Promise<TableName[]> {
+    const rows = await this.#run(this.#sql.missingTables, [JSON.stringify(TABLES)]);
+    const missing = new Set(rows.map((row) => row.name));
+    return TABLES.filter((table) => missing.has(table));
+  }
+
+  async createTables(tables: TableName[]): Promise<void> {
+    for (const table of tables) await this.#run(CREATE_TABLE[table]);
+  }
+
+  async readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>> {
+    const rows = await this.#run(this.#sql.readUsers(withProperties), [JSON.stringify(usernames)]);
+    return storedUsers(rows);
+  }
+
+  async writeUsers(rows: UserRow[]): Promise<void> {
+    if (rows.length > 0) await this.#run(this.#sql.writeUsers, [JSON.stringify(rows)]);
+  }
+
+  async writeProperties(rows: PropertyRow[]): Promise<void> {
+    if (rows.length > 0) await this.#run(this.#sql.writeProperties, [JSON.stringify(rows)]);
+  }
+
+  async readState(fileKey: string): Promise<SyncState | undefined> {
+    const [row] = await this.#run(this.#sql.readState, [fileKey]);
+    return row === undefined ? undefined : {
+      file_key: String(row.file_key),
+      pairs_hash: String(row.pairs_hash),
+      hashes_digest: String(row.hashes_digest),
+      updated_at: Number(row.updated_at),
+    };
+  }
+
+  async writeState(state: SyncState): Promise<void> {
+    await this.#run(this.#sql.writeState, STATE_COLUMNS.map((name) => state[name]));
+  }
+}
 
 /** Opens the store a database URL names; throws {@linkcode UsageError} for a URL it cannot use. */
 export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS): Store {
@@ -1931,7 +2087,15 @@ export class SqliteStore implements Store {
     }
     let result: T;
     try {
-      result = await work(new SqliteTransaction(db, this.target));
+      const run: RunStatement = (text, params = []) => {
+        try {
+          return Promise.resolve(db.prepare(text).all(...params as (string | number | null)[]));
+        } catch (error) {
+          return Promise.reject(new DatabaseError(`SQLite ${this.target}: ${describeDriverError(error)}`, true, error));
+        }
+      };
+      // `BEGIN IMMEDIATE` already holds SQLite's write lock: no statement of its own.
+      result = await work(new SqlTransaction(run, SQLITE_STATEMENTS));
     } catch (error) {
       if (db.isTransaction) db.exec("ROLLBACK");
       throw error;
@@ -2031,99 +2195,6 @@ export class SqliteStore implements Store {
   }
 }
 
-class SqliteTransaction implements StoreTransaction {
-  #db: SqliteDatabase;
-  #target: string;
-  constructor(db: SqliteDatabase, target: string) {
-    this.#db = db;
-    this.#target = target;
-  }
-
-  /** Runs one statement, turning any failure into a {@linkcode DatabaseError}. */
-  #run<T>(statement: () => T): Promise<T> {
-    try {
-      return Promise.resolve(statement());
-    } catch (error) {
-      return Promise.reject(new DatabaseError(`SQLite ${this.#target}: ${describeDriverError(error)}`));
-    }
-  }
-
-  /** `BEGIN IMMEDIATE` already holds SQLite's write lock. */
-  lock(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  async missingTables(): Promise<TableName[]> {
-    const rows = await this.#run(() =>
-      this.#db.prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (SELECT value FROM json_each(?))",
-      )
-        .all(JSON.stringify(TABLES))
-    );
-    const present = new Set(rows.map((r) => r.name));
-    return TABLES.filter((table) => !present.has(table));
-  }
-
-  async createTables(tables: TableName[]): Promise<void> {
-    for (const table of tables) await this.#run(() => this.#db.exec(CREATE_TABLE[table]));
-  }
-
-  async readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>> {
-    const properties = withProperties
-      ? "(SELECT json_group_object(p.key, p.value) FROM properties p WHERE p.owner = u.subject)"
-      : "'{}'";
-    const rows = await this.#run(() =>
-      this.#db.prepare(`
-        SELECT subject, username, password_hash, email, email_verified, enabled, created_at,
-               ${properties} AS properties
-        FROM users u WHERE username IN (SELECT value FROM json_each(?))`).all(JSON.stringify(usernames))
-    );
-    return storedUsers(rows.map((row) => ({ ...row, properties: JSON.parse(String(row.properties)) })));
-  }
-
-  async writeUsers(rows: UserRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
-    await this.#run(() =>
-      this.#db.prepare(`
-        INSERT INTO users (subject, username, password_hash, email, email_verified, created_at, enabled)
-        SELECT value ->> 'subject', value ->> 'username', value ->> 'password_hash', value ->> 'email',
-               value ->> 'email_verified', value ->> 'created_at', value ->> 'enabled'
-        FROM json_each(?) WHERE true
-        ON CONFLICT (username) DO UPDATE SET
-          password_hash = excluded.password_hash, email = excluded.email,
-          email_verified = excluded.email_verified, enabled = excluded.enabled`).run(JSON.stringify(rows))
-    );
-  }
-
-  async writeProperties(rows: PropertyRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    await this.#run(() =>
-      this.#db.prepare(`
-        INSERT INTO properties (owner, key, value, updated_at)
-        SELECT u.subject, p.value ->> 'key', p.value ->> 'value', p.value ->> 'updated_at'
-        FROM json_each(?) AS p JOIN users u ON u.username = p.value ->> 'username' WHERE true
-        ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`)
-        .run(JSON.stringify(rows))
-    );
-  }
-
-  async readState(fileKey: string): Promise<SyncState | undefined> {
-    const row = await this.#run(() =>
-      this.#db.prepare("SELECT file_key, pairs_hash, hashes_digest, updated_at FROM user_sync_state WHERE file_key = ?")
-        .get(fileKey)
-    );
-    return row === undefined ? undefined : { ...row } as unknown as SyncState;
-  }
-
-  async writeState(state: SyncState): Promise<void> {
-    const { file_key, pairs_hash, hashes_digest, updated_at } = state;
-    await this.#run(() =>
-      this.#db.prepare(UPSERT_STATE.replace(/\$\d/g, "?")).run(file_key, pairs_hash, hashes_digest, updated_at)
-    );
-  }
-}
-
 /**
  * Begins a read transaction and takes its lock (SQLite takes it at the first
  * read), so that a writer holding the database is met here; on failure the
@@ -2141,26 +2212,25 @@ function beginReading(db: SqliteDatabase): void {
 
 /**
  * Builds the stored-user map from read rows, whatever the backend's row types
- * (bigint as string, integers as numbers); `properties` is an object of key → stored value.
+ * (bigint as string or number); `properties` is the JSON text of an object of
+ * key → stored value.
  */
 function storedUsers(rows: Iterable<Record<string, unknown>>): Map<string, StoredUser> {
   const result = new Map<string, StoredUser>();
-  for (const u of rows) {
-    result.set(String(u.username), {
-      subject: String(u.subject),
-      username: String(u.username),
-      password_hash: String(u.password_hash),
-      email: u.email === null ? null : String(u.email),
-      email_verified: Number(u.email_verified),
-      enabled: Number(u.enabled),
-      created_at: Number(u.created_at),
-      properties: new Map(Object.entries(u.properties as Record<string, string>)),
-    });
+  for (const row of rows) {
+    const user: Record<string, unknown> = {
+      properties: new Map(Object.entries(JSON.parse(String(row.properties)) as Record<string, string>)),
+    };
+    for (const [name, column] of Object.entries(USER_COLUMNS) as [string, { type: SqlType; nullable?: true }][]) {
+      const value = row[name];
+      user[name] = value === null && column.nullable ? null : column.type === "bigint" ? Number(value) : String(value);
+    }
+    result.set(String(row.username), user as StoredUser);
   }
   return result;
 }
 
-/** PostgreSQL through the `postgres` package, one connection, `unnest` batches. */
+/** PostgreSQL through the `postgres` package: one connection, an advisory lock, a watchdog on every statement. */
 export class PostgresStore implements Store {
   #sql: ReturnType<typeof postgres>;
   #secrets: string[];
@@ -2264,7 +2334,15 @@ export class PostgresStore implements Store {
       this.#state = "open";
       let result: T;
       try {
-        result = await work(new PostgresTransaction(sql, this.target, (m) => this.#redact(m), this.#watchdog));
+        const run: RunStatement = async (text, params = []) => {
+          try {
+            return [...await this.#watchdog(sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]))];
+          } catch (error) {
+            const message = `PostgreSQL at ${this.target}: ${this.#redact(describeDriverError(error))}`;
+            throw new DatabaseError(message, true, error);
+          }
+        };
+        result = await work(new SqlTransaction(run, POSTGRES_STATEMENTS, ADVISORY_LOCK));
         // A signal's handler has said "rolling back" and is dropping the connection: that must stay true.
         if (this.#aborted) throw new DatabaseError(`PostgreSQL at ${this.target}: stopped by a signal`);
       } catch (error) {
@@ -2373,108 +2451,6 @@ function isTransientConnectError(error: unknown): boolean {
     "CONNECTION_ENDED",
     "CONNECTION_DESTROYED",
   ].includes(code);
-}
-
-class PostgresTransaction implements StoreTransaction {
-  #sql: postgres.ReservedSql;
-  #target: string;
-  #redact: (message: string) => string;
-  #watchdog: <T>(query: PromiseLike<T>) => Promise<T>;
-  constructor(
-    sql: postgres.ReservedSql,
-    target: string,
-    redact: (message: string) => string,
-    watchdog: <T>(query: PromiseLike<T>) => Promise<T>,
-  ) {
-    this.#sql = sql;
-    this.#target = target;
-    this.#redact = redact;
-    this.#watchdog = watchdog;
-  }
-
-  /** Awaits a query under the watchdog, turning any failure into a {@linkcode DatabaseError}. */
-  async #run<T>(query: PromiseLike<T>): Promise<T> {
-    try {
-      return await this.#watchdog(query);
-    } catch (error) {
-      throw new DatabaseError(
-        `PostgreSQL at ${this.#target}: ${this.#redact(describeDriverError(error))}`,
-        true,
-        error,
-      );
-    }
-  }
-
-  async lock(): Promise<void> {
-    await this.#run(this.#sql`SELECT pg_advisory_xact_lock(${ADVISORY_LOCK_KEY}::bigint)`);
-  }
-
-  async missingTables(): Promise<TableName[]> {
-    const rows = await this.#run(this.#sql`
-      SELECT name FROM unnest(${this.#sql.array(TABLES, 25)}::text[]) AS name WHERE to_regclass(name) IS NULL`);
-    return rows.map((row) => row.name as TableName);
-  }
-
-  async createTables(tables: TableName[]): Promise<void> {
-    for (const table of tables) await this.#run(this.#sql.unsafe(CREATE_TABLE[table]));
-  }
-
-  async readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>> {
-    const sql = this.#sql;
-    const properties = withProperties
-      ? sql`(SELECT coalesce(json_object_agg(p.key, p.value), '{}') FROM properties p WHERE p.owner = u.subject)`
-      : sql`'{}'::json`;
-    return storedUsers(
-      await this.#run(sql<Record<string, unknown>[]>`
-        SELECT subject, username, password_hash, email, email_verified, enabled, created_at,
-               ${properties} AS properties
-        FROM users u WHERE username = ANY(${sql.array(usernames, 25)}::varchar[])`),
-    );
-  }
-
-  async writeUsers(rows: UserRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    const sql = this.#sql;
-    const column = <K extends keyof UserRow>(key: K, type: number) => sql.array(rows.map((r) => r[key]) as never, type);
-    // On a username that exists, only the managed columns are set; subject and created_at stay.
-    await this.#run(sql`
-      INSERT INTO users (subject, username, password_hash, email, email_verified, created_at, enabled)
-      SELECT * FROM unnest(
-        ${column("subject", 25)}::varchar[], ${column("username", 25)}::varchar[],
-        ${column("password_hash", 25)}::varchar[], ${column("email", 25)}::varchar[],
-        ${column("email_verified", 20)}::bigint[], ${column("created_at", 20)}::bigint[],
-        ${column("enabled", 20)}::bigint[])
-      ON CONFLICT (username) DO UPDATE SET
-        password_hash = excluded.password_hash, email = excluded.email,
-        email_verified = excluded.email_verified, enabled = excluded.enabled`);
-  }
-
-  async writeProperties(rows: PropertyRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    const sql = this.#sql;
-    const column = <K extends keyof PropertyRow>(key: K, type: number) =>
-      sql.array(rows.map((r) => r[key]) as never, type);
-    // The owner is looked up by username in the same statement, so a user created above is found.
-    await this.#run(sql`
-      INSERT INTO properties (owner, key, value, updated_at)
-      SELECT u.subject, p.key, p.value, p.updated_at
-      FROM unnest(${column("username", 25)}::varchar[], ${column("key", 25)}::varchar[],
-                  ${column("value", 25)}::varchar[], ${column("updated_at", 20)}::bigint[])
-        AS p(username, key, value, updated_at)
-      JOIN users u ON u.username = p.username
-      ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`);
-  }
-
-  async readState(fileKey: string): Promise<SyncState | undefined> {
-    const [row] = await this.#run(this.#sql`
-      SELECT file_key, pairs_hash, hashes_digest, updated_at FROM user_sync_state WHERE file_key = ${fileKey}`);
-    return row === undefined ? undefined : { ...row, updated_at: Number(row.updated_at) } as SyncState;
-  }
-
-  async writeState(state: SyncState): Promise<void> {
-    const { file_key, pairs_hash, hashes_digest, updated_at } = state;
-    await this.#run(this.#sql.unsafe(UPSERT_STATE, [file_key, pairs_hash, hashes_digest, updated_at]));
-  }
 }
 
 /**
