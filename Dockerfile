@@ -11,9 +11,11 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 # Behind a TLS-inspecting proxy, npm needs the proxy's CA: give it with --secret id=npm-ca,src=ca.pem.
 # A secret is mounted for the RUN step only, never in a layer; without one, nothing changes.
+# No install scripts: the build needs none (esbuild and the Argon2 addon come as platform
+# packages), and npm versions differ on whether they run them.
 RUN --mount=type=cache,target=/root/.npm --mount=type=secret,id=npm-ca \
     if [ -f /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
-    npm ci --no-audit --no-fund
+    npm ci --no-audit --no-fund --ignore-scripts
 COPY build.mjs deps.ts sync.ts ./
 # (build.mjs fetches the other architecture's Argon2 addon from the registry when cross-building.)
 RUN --mount=type=cache,target=/root/.npm --mount=type=secret,id=npm-ca \
