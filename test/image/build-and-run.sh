@@ -232,6 +232,8 @@ if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
   echo "NODE_EXTRA_CA_CERTS is set: given to the build's RUN steps as the secret npm-ca"
   build+=(--secret "id=npm-ca,src=$NODE_EXTRA_CA_CERTS")
 fi
+# (podman 4.3 warns that the TARGETARCH build argument is missing, yet sets it: the addon in the
+# image is this machine's, which the check of /app below confirms.)
 "${build[@]}" "$root"
 
 # ---------------------------------------------------------------------------------------------
