@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # barycenter-user-sync: a distroless image holding only the esbuild bundle and
 # the Argon2 addon (dist/). Multi-arch:
 #   docker buildx build --platform linux/amd64,linux/arm64 \
@@ -11,9 +9,18 @@ FROM --platform=$BUILDPLATFORM node:24-bookworm-slim AS build
 ARG TARGETARCH
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+# Behind a TLS-inspecting proxy, npm needs the proxy's CA: give it with --secret id=npm-ca,src=ca.pem.
+# A secret is mounted for the RUN step only, never in a layer; without one, nothing changes.
+# No install scripts: the build needs none (esbuild and the Argon2 addon come as platform
+# packages), and npm versions differ on whether they run them.
+RUN --mount=type=cache,target=/root/.npm --mount=type=secret,id=npm-ca \
+    if [ -f /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
+    npm ci --no-audit --no-fund --ignore-scripts
 COPY build.mjs deps.ts sync.ts ./
-RUN --mount=type=cache,target=/root/.npm node build.mjs --target "linux-${TARGETARCH}"
+# (build.mjs fetches the other architecture's Argon2 addon from the registry when cross-building.)
+RUN --mount=type=cache,target=/root/.npm --mount=type=secret,id=npm-ca \
+    if [ -f /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
+    node build.mjs --target "linux-${TARGETARCH}"
 
 # No shell, no package manager: Node.js and dist/. Runs as "nonroot" (uid 65532)
 # unless the pod says otherwise, and needs no writable root filesystem.
