@@ -28,7 +28,13 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 image=localhost/barycenter-user-sync:image-test
 node_base=docker.io/library/node:24-bookworm-slim
 distroless_base=gcr.io/distroless/nodejs24-debian12:nonroot
-debian_mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The machine's own Debian mirror, as its apt sources name it (deb822 or one-line format), unless given.
+apt_mirror() {
+  { grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
+    grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}'
+  } | grep -v -- '-security' | head -1
+}
+debian_mirror=${DEBIAN_MIRROR:-$(apt_mirror)}
 
 step() { printf '\n== [%3ds] %s\n' "$SECONDS" "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -174,6 +180,7 @@ step "stand-in $node_base: Debian bookworm minbase, Node.js $node_version, npm $
 rootfs=$work/node-rootfs
 # (Documentation is kept: excluding paths makes mmdebstrap filter every package through a Python
 # script, which doubles its time; the build stage's size does not matter.)
+[ -n "$debian_mirror" ] || fail "no Debian mirror found in the apt sources; set DEBIAN_MIRROR"
 mmdebstrap --quiet --mode=root --variant=minbase --aptopt='Acquire::Retries "3"' \
   bookworm "$rootfs" "$debian_mirror" </dev/null
 install -D -m 755 "$node_bin" "$rootfs/usr/local/bin/node"
