@@ -90,9 +90,9 @@ export class DatabaseError extends Error {
   override name = "DatabaseError";
   /** Whether a transaction had begun (and so was rolled back). */
   inTransaction: boolean;
-  constructor(message: string, inTransaction = true, cause?: unknown) {
-    super(message, { cause });
-    this.inTransaction = inTransaction;
+  constructor(message: string, options: { inTransaction?: boolean; cause?: unknown } = {}) {
+    super(message, { cause: options.cause });
+    this.inTransaction = options.inTransaction ?? true;
   }
 }
 
@@ -2082,7 +2082,7 @@ export class SqliteStore implements Store {
           ? `SQLite ${this.target} stayed locked by another writer (Barycenter or another sync) for ` +
             `${this.#options.waitSeconds} s (--wait)`
           : `cannot start a transaction on SQLite ${this.target}: ${describeDriverError(error)}`,
-        false,
+        { inTransaction: false },
       );
     }
     let result: T;
@@ -2091,7 +2091,9 @@ export class SqliteStore implements Store {
         try {
           return Promise.resolve(db.prepare(text).all(...params as (string | number | null)[]));
         } catch (error) {
-          return Promise.reject(new DatabaseError(`SQLite ${this.target}: ${describeDriverError(error)}`, true, error));
+          return Promise.reject(
+            new DatabaseError(`SQLite ${this.target}: ${describeDriverError(error)}`, { cause: error }),
+          );
         }
       };
       // `BEGIN IMMEDIATE` already holds SQLite's write lock: no statement of its own.
@@ -2155,7 +2157,7 @@ export class SqliteStore implements Store {
       throw new DatabaseError(
         `SQLite database file ${path} does not exist and the URL's mode is rw (sqlx's default); ` +
           "check the path and the volume, or add ?mode=rwc to let the sync create it",
-        false,
+        { inTransaction: false },
       );
     }
     let DatabaseSync: typeof import("node:sqlite").DatabaseSync;
@@ -2164,7 +2166,7 @@ export class SqliteStore implements Store {
     } catch {
       throw new DatabaseError(
         `this runtime (Node.js ${process.versions.node}) has no node:sqlite; SQLite needs Node.js 22.13+ or Deno 2.2+`,
-        false,
+        { inTransaction: false },
       );
     }
     try {
@@ -2176,7 +2178,10 @@ export class SqliteStore implements Store {
       this.#db = db;
       return db;
     } catch (error) {
-      throw new DatabaseError(`cannot open SQLite ${path}: ${describeDriverError(error)}`, false);
+      throw new DatabaseError(`cannot open SQLite ${path}: ${describeDriverError(error)}`, {
+        inTransaction: false,
+        cause: error,
+      });
     }
   }
 
@@ -2299,13 +2304,16 @@ export class PostgresStore implements Store {
         if (!(error instanceof ConnectError)) throw error;
         const reason = this.#redact(describeDriverError(error.cause));
         const remaining = deadline - performance.now();
-        const delay = Math.min(remaining, Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+        const delay = Math.min(remaining, retryDelay(attempt));
         if (!isTransientConnectError(error.cause) || remaining <= 0) {
           const seconds = ((performance.now() - started) / 1000).toFixed(1);
           const waited = attempt > 1
             ? ` after ${attempt} attempts in ${seconds} s (--wait ${this.#options.waitSeconds})`
             : "";
-          throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}`, false);
+          throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}`, {
+            inTransaction: false,
+            cause: error.cause,
+          });
         }
         this.#options.onRetry(
           `PostgreSQL at ${this.target} not reachable yet (attempt ${attempt}: ${reason}); ` +
@@ -2339,7 +2347,7 @@ export class PostgresStore implements Store {
             return [...await this.#watchdog(sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]))];
           } catch (error) {
             const message = `PostgreSQL at ${this.target}: ${this.#redact(describeDriverError(error))}`;
-            throw new DatabaseError(message, true, error);
+            throw new DatabaseError(message, { cause: error });
           }
         };
         result = await work(new SqlTransaction(run, POSTGRES_STATEMENTS, ADVISORY_LOCK));
@@ -2409,6 +2417,15 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.#sql.end({ timeout: 5 });
   }
+}
+
+/**
+ * How long to wait before connection attempt `attempt + 1`: exponential from
+ * 250 ms, capped at 5 s, with jitter (×0.5 to ×1) so that replicas started
+ * together do not knock on the database in step.
+ */
+function retryDelay(attempt: number): number {
+  return Math.min(5000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
 }
 
 /** Whether a failed statement took its connection with it (killed, server shut down, network gone). */

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a helper of the image check script: it reports to the terminal.
 /**
  * The host side of `build-and-run.sh`, run with the host's Node.js 24:
  *
@@ -101,13 +102,21 @@ async function expectUsers(db: string, usersFile: string) {
       email_verified: user.email_verified ? 1 : 0,
       properties: user.properties ?? {},
     };
-    const actual = { email: row.email, enabled: row.enabled, email_verified: row.email_verified, properties: row.properties };
+    const actual = {
+      email: row.email,
+      enabled: row.enabled,
+      email_verified: row.email_verified,
+      properties: row.properties,
+    };
     assert.deepEqual(actual, expected, `user ${user.username} is stored wrongly`);
     if (user.password_hash !== undefined) {
       assert.equal(row.password_hash, user.password_hash, `user ${user.username}: password_hash not stored as given`);
     } else if (user.password !== undefined) {
       assert.match(row.password_hash, /^\$argon2id\$/, `user ${user.username}: not an Argon2id hash`);
-      assert.ok(await argon2Verify(row.password_hash, user.password), `user ${user.username}: the hash does not verify the password`);
+      assert.ok(
+        await argon2Verify(row.password_hash, user.password),
+        `user ${user.username}: the hash does not verify the password`,
+      );
     }
   }
   console.log(`ok: the database holds the file's ${listed.length} users, passwords verified`);
@@ -116,7 +125,8 @@ async function expectUsers(db: string, usersFile: string) {
 function sqliteUsers(path: string): StoredUser[] {
   const db = new DatabaseSync(path, { readOnly: true });
   try {
-    const users = db.prepare("SELECT subject, username, password_hash, email, enabled, email_verified FROM users").all();
+    const users = db.prepare("SELECT subject, username, password_hash, email, enabled, email_verified FROM users")
+      .all();
     const properties = db.prepare("SELECT owner, key, value FROM properties").all();
     return users.map((u) => ({
       username: String(u.username),
@@ -154,7 +164,11 @@ async function postgresUsers(url: string): Promise<StoredUser[]> {
 }
 
 async function verifyHash(hash: string, password: string) {
-  assert.match(hash, /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/, `not an Argon2id hash: ${hash}`);
+  assert.match(
+    hash,
+    /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/,
+    `not an Argon2id hash: ${hash}`,
+  );
   assert.ok(await argon2Verify(hash, password), "the hash does not verify the password");
   console.log("ok: hash-password printed an Argon2id hash that verifies the password");
 }
