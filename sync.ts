@@ -1362,69 +1362,75 @@ export function planChanges(
   const plan: Plan = { changes: [], users: [], properties: [] };
   for (const spec of specs) {
     const current = stored.get(spec.username);
-    const properties = Object.entries(spec.properties ?? {});
+    const properties = changedProperties(spec, current, now);
+    plan.properties.push(...properties);
+    const propertyChanges = properties.map(({ key }) => `properties.${key}`);
     if (current === undefined) {
-      plan.users.push({
-        row: {
-          subject: newSubject(),
-          username: spec.username,
-          password_hash: spec.password_hash ?? null,
-          email: spec.email ?? null,
-          email_verified: spec.email_verified ? 1 : 0,
-          created_at: now,
-          enabled: spec.enabled === false ? 0 : 1,
-        },
-        password: spec.password ?? null,
+      const row: PlannedUser["row"] = {
+        subject: newSubject(),
+        username: spec.username,
+        password_hash: spec.password_hash ?? null,
+        created_at: now,
+        ...Object.fromEntries(
+          columnFields().map((
+            [field, { store, initial }],
+          ) => [field, spec[field] === undefined ? initial : store(spec[field])]),
+        ) as Pick<UserRow, ColumnField>,
+      };
+      plan.users.push({ row, password: spec.password ?? null });
+      const given = columnFields().map(([field]) => field).filter((field) => spec[field] !== undefined);
+      plan.changes.push({
+        username: spec.username,
+        action: "create",
+        changes: ["password", ...given, ...propertyChanges],
       });
-      for (const [key, value] of properties) {
-        plan.properties.push({ username: spec.username, key, value: JSON.stringify(value), updated_at: now });
-      }
-      plan.changes.push({ username: spec.username, action: "create", changes: presentFields(spec) });
       continue;
     }
-
-    const changes: string[] = [];
     const passwordChanged = passwordMatches.get(spec.username) !== true;
-    if (passwordChanged) changes.push("password");
-    const email = spec.email === undefined ? current.email : spec.email;
-    if (email !== current.email) changes.push("email");
-    const enabled = spec.enabled === undefined ? current.enabled : Number(spec.enabled);
-    if (enabled !== current.enabled) changes.push("enabled");
-    const emailVerified = spec.email_verified === undefined ? current.email_verified : Number(spec.email_verified);
-    if (emailVerified !== current.email_verified) changes.push("email_verified");
-    const userRowChanges = changes.length;
-    for (const [key, value] of properties) {
-      const storedValue = current.properties.get(key);
-      if (storedValue !== undefined && sameJson(storedValue, value)) continue;
-      plan.properties.push({ username: spec.username, key, value: JSON.stringify(value), updated_at: now });
-      changes.push(`properties.${key}`);
+    const { properties: _, ...columns } = current;
+    const row: PlannedUser["row"] = columns;
+    const rowChanges = passwordChanged ? ["password"] : [];
+    if (passwordChanged) row.password_hash = spec.password_hash ?? null;
+    for (const [field, { store }] of columnFields()) {
+      if (spec[field] === undefined || store(spec[field]) === current[field]) continue;
+      (row as Record<ColumnField, unknown>)[field] = store(spec[field]);
+      rowChanges.push(field);
     }
-    if (userRowChanges > 0) {
-      plan.users.push({
-        row: {
-          subject: current.subject,
-          username: current.username,
-          password_hash: passwordChanged ? spec.password_hash ?? null : current.password_hash,
-          email,
-          email_verified: emailVerified,
-          created_at: current.created_at,
-          enabled,
-        },
-        password: passwordChanged ? spec.password ?? null : null,
-      });
-    }
+    if (rowChanges.length > 0) plan.users.push({ row, password: passwordChanged ? spec.password ?? null : null });
+    const changes = [...rowChanges, ...propertyChanges];
     plan.changes.push({ username: spec.username, action: changes.length > 0 ? "update" : "unchanged", changes });
   }
   return plan;
 }
 
-function presentFields(spec: UserSpec): string[] {
-  const fields = ["password"];
-  if (spec.email !== undefined) fields.push("email");
-  if (spec.enabled !== undefined) fields.push("enabled");
-  if (spec.email_verified !== undefined) fields.push("email_verified");
-  for (const key of Object.keys(spec.properties ?? {})) fields.push(`properties.${key}`);
-  return fields;
+/**
+ * The fields of a user in the file that are `users` columns, besides the
+ * password: how a given value is stored, and what a new user gets when the
+ * file leaves the field out (the column's default). An existing user keeps
+ * what it has for a field the file leaves out.
+ */
+const COLUMN_FIELDS = {
+  email: { store: (value: unknown) => value as string | null, initial: null },
+  enabled: { store: Number, initial: 1 },
+  email_verified: { store: Number, initial: 0 },
+} as const satisfies { [K in keyof UserSpec & keyof UserRow]?: { store(value: unknown): unknown; initial: unknown } };
+
+type ColumnField = keyof typeof COLUMN_FIELDS;
+
+/** {@linkcode COLUMN_FIELDS} as entries, in order: the order of the changes a log line names. */
+function columnFields(): [ColumnField, { store(value: unknown): unknown; initial: unknown }][] {
+  return Object.entries(COLUMN_FIELDS) as [ColumnField, { store(value: unknown): unknown; initial: unknown }][];
+}
+
+/** The properties of `spec` to write: every one for a new user, those whose stored value differs otherwise. */
+function changedProperties(spec: UserSpec, current: StoredUser | undefined, now: number): PropertyRow[] {
+  const rows: PropertyRow[] = [];
+  for (const [key, value] of Object.entries(spec.properties ?? {})) {
+    const storedValue = current?.properties.get(key);
+    if (storedValue !== undefined && sameJson(storedValue, value)) continue;
+    rows.push({ username: spec.username, key, value: JSON.stringify(value), updated_at: now });
+  }
+  return rows;
 }
 
 /** Barycenter's subject: 24 random bytes, base64url without padding (32 characters). */
@@ -1467,11 +1473,11 @@ export function hashPassword(password: string): Promise<string> {
 export async function verifyPasswords(
   specs: UserSpec[],
   stored: Map<string, StoredUser>,
-  progress: Progress = noProgress,
+  work: Argon2Work = DEFAULT_ARGON2_WORK,
 ): Promise<Map<string, boolean>> {
   const existing = specs.filter((spec) => spec.password !== undefined && stored.has(spec.username));
-  const tick = progress("verifying passwords", existing.length);
-  const checks = await mapConcurrently(existing, async (spec) => {
+  const tick = work.progress("verifying passwords", existing.length);
+  const checks = await mapConcurrently(existing, work.concurrency, async (spec) => {
     const hash = stored.get(spec.username)!.password_hash;
     const ok = argon2CostProblem(hash) === undefined && await argon2Verify(hash, spec.password!).catch(() => false);
     tick();
@@ -1481,9 +1487,12 @@ export async function verifyPasswords(
 }
 
 /** Hashes the passwords the plan needs, in parallel, and returns complete rows. */
-export async function hashPlannedUsers(users: PlannedUser[], progress: Progress = noProgress): Promise<UserRow[]> {
-  const tick = progress("hashing passwords", users.filter((u) => u.password !== null).length);
-  return await mapConcurrently(users, async ({ row, password }) => {
+export async function hashPlannedUsers(
+  users: PlannedUser[],
+  work: Argon2Work = DEFAULT_ARGON2_WORK,
+): Promise<UserRow[]> {
+  const tick = work.progress("hashing passwords", users.filter((u) => u.password !== null).length);
+  return await mapConcurrently(users, work.concurrency, async ({ row, password }) => {
     if (password === null) return { ...row, password_hash: row.password_hash as string };
     const password_hash = await hashPassword(password);
     tick();
@@ -1491,12 +1500,19 @@ export async function hashPlannedUsers(users: PlannedUser[], progress: Progress 
   });
 }
 
+/** How a batch of Argon2 computations runs: how many at once, and who hears of its progress. */
+export interface Argon2Work {
+  /** Computations running at once: the size of the thread pool, see {@linkcode sizeThreadPool}. */
+  concurrency: number;
+  progress: Progress;
+}
+
 /**
- * Maps with at most a few calls in flight: enough to keep every thread of the
- * pool busy, few enough that 10,000 users do not mean 10,000 pending native
- * tasks, each holding its password and buffers, at once.
+ * Maps with at most twice `concurrency` calls in flight: enough to keep every
+ * thread of the pool busy, few enough that 10,000 users do not mean 10,000
+ * pending native tasks, each holding its password and buffers, at once.
  */
-async function mapConcurrently<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+async function mapConcurrently<T, R>(items: T[], concurrency: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {
@@ -1505,7 +1521,7 @@ async function mapConcurrently<T, R>(items: T[], fn: (item: T) => Promise<R>): P
       results[index] = await fn(items[index]);
     }
   };
-  const inFlight = Math.min(items.length, 2 * argon2Concurrency);
+  const inFlight = Math.min(items.length, 2 * concurrency);
   await Promise.all(Array.from({ length: inFlight }, worker));
   return results;
 }
@@ -1517,6 +1533,9 @@ async function mapConcurrently<T, R>(items: T[], fn: (item: T) => Promise<R>): P
 export type Progress = (label: string, total: number) => () => void;
 
 const noProgress: Progress = () => () => {};
+
+/** Libuv's default thread pool, silent: for callers that size nothing. */
+const DEFAULT_ARGON2_WORK: Argon2Work = { concurrency: 4, progress: noProgress };
 
 // ---------------------------------------------------------------------------
 // The no-change fast path
@@ -2509,60 +2528,115 @@ export interface SyncResult {
   fastPath: boolean;
 }
 
+/** What a sync needs to know of the database before it plans. */
+interface Current {
+  /** The listed users that exist, by username. */
+  users: Map<string, StoredUser>;
+  /** The fast path's state row for this set of usernames, if any. */
+  state: SyncState | undefined;
+}
+
+/** Which file passwords match their stored hashes, and how that was learnt. */
+interface PasswordProof {
+  /** Username → whether the file's password (or its `password_hash`) matches what is stored. */
+  matches: Map<string, boolean>;
+  /** The state proved every password: no per-user verification ran. */
+  fastPath: boolean;
+  /** What the state showed, for {@linkcode recordState}. */
+  proof: StateProof;
+}
+
 /**
- * Makes the store match `specs`, in one transaction: reads the listed users,
- * checks passwords (through the fast path when the stored state proves them,
- * else one verification per user), plans, hashes what changed and writes it
- * in batches, with the new state. With `dryRun`, plans only and writes
- * nothing (the transaction is read only).
+ * Makes the store match `specs`, in one transaction, in named steps: read
+ * what is there, prove the passwords (through the fast path when the stored
+ * state allows, else one verification per user), plan, apply, record the
+ * state. With `dryRun`, it plans only and writes nothing (the transaction is
+ * read only).
  */
 export async function syncUsers(
   store: Store,
   specs: UserSpec[],
-  options: { dryRun: boolean; now?: () => number; progress?: Progress },
+  options: { dryRun: boolean; now?: () => number; work?: Argon2Work },
 ): Promise<SyncResult> {
   const now = (options.now ?? (() => Math.floor(Date.now() / 1000)))();
-  const { dryRun, progress = noProgress } = options;
+  const { dryRun, work = DEFAULT_ARGON2_WORK } = options;
   return await store.transaction(async (tx) => {
-    // Without the lock, two first runs both try CREATE TABLE and one fails; a dry run writes nothing, so waits for no one.
-    if (!dryRun) await tx.lock();
-    const missing = await tx.missingTables();
-    if (!dryRun && missing.length > 0) await tx.createTables(missing);
-    // Only a dry run can get here with tables missing: it creates nothing, so it reads what exists.
-    const absent = (table: TableName) => dryRun && missing.includes(table);
-    const stored = absent("users")
-      ? new Map<string, StoredUser>()
-      : await tx.readUsers(specs.map((s) => s.username), !absent("properties"));
-    const fileKey = stateKey(specs);
-    const state = absent("user_sync_state") ? undefined : await tx.readState(fileKey);
-    const proof = await stateProvesPasswords(specs, stored, state);
-    const fastPath = proof.proves;
-    const matches = new Map(
-      specs.filter((s) => s.password_hash !== undefined)
-        .map((s) => [s.username, stored.get(s.username)?.password_hash === s.password_hash]),
-    );
-    const plain = fastPath
-      ? specs.filter((s) => s.password !== undefined).map((s) => [s.username, true] as const)
-      : await verifyPasswords(specs, stored, progress);
-    for (const [username, ok] of plain) matches.set(username, ok);
-    const plan = planChanges(specs, stored, matches, now);
+    const current = await readCurrent(tx, specs, dryRun);
+    const passwords = await provePasswords(specs, current, work);
+    const plan = planChanges(specs, current.users, passwords.matches, now);
     if (!dryRun) {
-      const written = await hashPlannedUsers(plan.users, progress);
-      await tx.writeUsers(written);
-      await tx.writeProperties(plan.properties);
-      const hashes = new Map([...stored].map(([name, user]) => [name, user.password_hash]));
-      for (const row of written) hashes.set(row.username, row.password_hash);
-      const digest = passwordHashesDigest(
-        specs.map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })),
-      );
-      // A proven state stays true while no hash changed; otherwise record the new one, under the key the
-      // proof derived when the state was made for these pairs, else under a new salt (one Argon2).
-      if (!(fastPath && digest === proof.digest)) {
-        await tx.writeState(sealState(fileKey, proof.key ?? await pairsKey(specs), digest, now));
-      }
+      const written = await applyPlan(tx, plan, work);
+      await recordState(tx, specs, current, passwords, written, now);
     }
-    return { changes: plan.changes, dryRun, fastPath };
+    return { changes: plan.changes, dryRun, fastPath: passwords.fastPath };
   }, { readOnly: dryRun });
+}
+
+/**
+ * Takes the lock, creates missing tables (not in a dry run, which creates
+ * nothing and reads what exists), and reads the listed users and the state.
+ */
+async function readCurrent(tx: StoreTransaction, specs: UserSpec[], dryRun: boolean): Promise<Current> {
+  // Without the lock, two first runs both try CREATE TABLE and one fails; a dry run writes nothing, so waits for no one.
+  if (!dryRun) await tx.lock();
+  const missing = await tx.missingTables();
+  if (!dryRun && missing.length > 0) await tx.createTables(missing);
+  const absent = (table: TableName) => dryRun && missing.includes(table);
+  const users = absent("users")
+    ? new Map<string, StoredUser>()
+    : await tx.readUsers(specs.map((s) => s.username), !absent("properties"));
+  const state = absent("user_sync_state") ? undefined : await tx.readState(stateKey(specs));
+  return { users, state };
+}
+
+/**
+ * Learns which passwords match: `password_hash` users by comparing strings,
+ * the others all at once through the state's proof (one Argon2), or, when it
+ * does not prove them, one verification each.
+ */
+async function provePasswords(specs: UserSpec[], current: Current, work: Argon2Work): Promise<PasswordProof> {
+  const proof = await stateProvesPasswords(specs, current.users, current.state);
+  const matches = new Map(
+    specs.filter((s) => s.password_hash !== undefined)
+      .map((s) => [s.username, current.users.get(s.username)?.password_hash === s.password_hash]),
+  );
+  const plain = proof.proves
+    ? specs.filter((s) => s.password !== undefined).map((s) => [s.username, true] as const)
+    : await verifyPasswords(specs, current.users, work);
+  for (const [username, ok] of plain) matches.set(username, ok);
+  return { matches, fastPath: proof.proves, proof };
+}
+
+/** Hashes what the plan needs and writes the users, then their properties: two statements. */
+async function applyPlan(tx: StoreTransaction, plan: Plan, work: Argon2Work): Promise<UserRow[]> {
+  const written = await hashPlannedUsers(plan.users, work);
+  await tx.writeUsers(written);
+  await tx.writeProperties(plan.properties);
+  return written;
+}
+
+/**
+ * Records the fast path's state for the hashes the database now holds. A
+ * proven state stays true while no hash changed, and is left alone; otherwise
+ * a new one is sealed, under the key the proof derived when the state was
+ * made for these pairs, else under a new salt (one Argon2).
+ */
+async function recordState(
+  tx: StoreTransaction,
+  specs: UserSpec[],
+  current: Current,
+  passwords: PasswordProof,
+  written: UserRow[],
+  now: number,
+): Promise<void> {
+  const hashes = new Map([...current.users].map(([name, user]) => [name, user.password_hash]));
+  for (const row of written) hashes.set(row.username, row.password_hash);
+  const digest = passwordHashesDigest(
+    specs.map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })),
+  );
+  if (passwords.fastPath && digest === passwords.proof.digest) return;
+  const key = passwords.proof.key ?? await pairsKey(specs);
+  await tx.writeState(sealState(stateKey(specs), key, digest, now));
 }
 
 // ---------------------------------------------------------------------------
@@ -2764,7 +2838,7 @@ export async function main(args: string[], env: Env, output: Output = processOut
   }
   const color = colorFor(env, { stdout: process.stdout.isTTY, stderr: process.stderr.isTTY });
   const log = createLogger(options.logFormat, output, { color, started });
-  sizeThreadPool();
+  const concurrency = sizeThreadPool();
   if (options.command === "hash-password") return await hashPasswordCommand(process.stdin, output, log);
   // From the first read on: a signal must end the run in a moment whatever it waits for.
   const signals = exitOnSignal(log);
@@ -2788,7 +2862,7 @@ export async function main(args: string[], env: Env, output: Output = processOut
       const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
       result = await syncUsers(store, users, {
         dryRun: options.mode !== "sync",
-        progress: createProgress(log, terminal),
+        work: { concurrency, progress: createProgress(log, terminal) },
       });
     } finally {
       await store.close().catch(() => {});
@@ -3022,24 +3096,20 @@ function readCgroup(file: string): string | undefined {
   }
 }
 
-/** How many Argon2 computations the tool keeps running at once; set by {@linkcode sizeThreadPool}. */
-let argon2Concurrency = 4;
-
 /**
  * Sizes libuv's thread pool, on which the Argon2 binding runs, to
  * {@linkcode argon2Threads}. It must happen before the pool's first use (the
  * users file is the first read); an explicit UV_THREADPOOL_SIZE wins. Deno
  * has no libuv pool (and gates reading the variable), so only the number of
- * computations in flight is set there.
+ * computations in flight is set there. Returns how many computations to
+ * keep running at once.
  */
-function sizeThreadPool(): void {
-  if ("deno" in process.versions) {
-    argon2Concurrency = argon2Threads();
-    return;
-  }
+function sizeThreadPool(): number {
+  if ("deno" in process.versions) return argon2Threads();
   const explicit = Number(process.env.UV_THREADPOOL_SIZE);
-  argon2Concurrency = explicit > 0 ? explicit : argon2Threads();
-  process.env.UV_THREADPOOL_SIZE = String(argon2Concurrency);
+  const threads = explicit > 0 ? explicit : argon2Threads();
+  process.env.UV_THREADPOOL_SIZE = String(threads);
+  return threads;
 }
 
 const processOutput: Output = {
