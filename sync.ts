@@ -671,7 +671,8 @@ function lineLocator(text: string): (offset: number) => { line: number; column: 
 // numbers compared inside a PHC string), with its JSON Schema words beside it in
 // a `metadata` action. What valibot cannot see in one field (every unknown field,
 // exactly one password, property names it skips, nesting, duplicates) is found by
-// the scans after it.
+// {@linkcode userProblems}. Problems are `{ index, path, message }`, printed as
+// `path: message` at the edge.
 
 /**
  * One user as the file gives it, after validation. Exactly one of the four
@@ -906,7 +907,7 @@ const PASSWORD_RULES = [
   PASSWORD_CHARACTERS,
 ] as const;
 
-/** A password in the file; {@linkcode passwordProblems} reports its control characters, naming the user. */
+/** A password in the file; {@linkcode userProblems} reports its control characters, naming the user. */
 const PasswordSchema = v.pipe(v.string("must be a string"), ...PASSWORD_RULES);
 
 /** Checks a password from a file, a variable or `hash-password`, with the same rules (the caller names the user). */
@@ -964,7 +965,7 @@ const PropertyKeySchema = v.pipe(
   ...maxCodePoints(PROPERTY_NAME_MAX, PROPERTY_NAME_LENGTH),
   v.regex(NO_CONTROL_CHARACTER, PROPERTY_NAME_TEXT),
   v.regex(NO_LONE_SURROGATE, PROPERTY_NAME_TEXT),
-  // valibot's record drops these names before this schema sees them ({@linkcode scanFields} reports them).
+  // valibot's record drops these names before this schema sees them ({@linkcode userProblems} reports them).
   v.metadata({ not: { enum: RESERVED_KEYS } }),
 );
 
@@ -975,7 +976,7 @@ const PropertiesSchema = v.pipe(
 
 /**
  * The valibot schema of one user object. It refuses unknown fields, but names
- * only the first: {@linkcode scanFields} names every one. Each description
+ * only the first: {@linkcode userProblems} names every one. Each description
  * ends with what the tool checks and `users.schema.json` cannot express.
  */
 export const UserSchema = v.pipe(
@@ -1036,7 +1037,7 @@ export const UserSchema = v.pipe(
     },
     "must be an object with at least a username and a password",
   ),
-  // Exactly one password field, in JSON Schema's words ({@linkcode scanFields} says it in the tool's).
+  // Exactly one password field, in JSON Schema's words ({@linkcode userProblems} says it in the tool's).
   v.metadata({ oneOf: PASSWORD_FIELDS.map((field) => ({ required: [field] })) }),
 );
 
@@ -1105,12 +1106,26 @@ function canonicalBase64Pattern(min: number, max: number, end: string): string {
     "(?:[A-Za-z0-9+/][AQgw]|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048])?";
 }
 
+/** One problem of a users file: the user it concerns (none: the file as a whole), where, and what. */
+interface Problem {
+  index?: number;
+  /** The place as printed: `users[3].password`, `(root)`, a top-level key; it may name the user. */
+  path: string;
+  message: string;
+}
+
+/** The error for a list of problems, each user's together in the order found, printed as `path: message`. */
+function invalidUsers(problems: Problem[]): InputError {
+  problems.sort((a, b) => (a.index ?? -1) - (b.index ?? -1));
+  return invalid(problems.map(({ path, message }) => `${path}: ${message}`));
+}
+
 /**
  * Checks parsed JSON (a bare array of users, or `{"users": [...]}`) and returns
  * the users; throws {@linkcode InputError} listing every problem with its place.
  */
 export function validateUsers(data: unknown): UserSpec[] {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   let list: unknown;
   if (Array.isArray(data)) {
     list = data;
@@ -1119,20 +1134,24 @@ export function validateUsers(data: unknown): UserSpec[] {
       // "$schema" lets editors validate the file as it is typed.
       if (key === "$schema" && typeof data[key] === "string") continue;
       if (key !== "users") {
-        problems.push(`${formatKey(key)}: unknown top-level field; only "users" (and "$schema") are allowed`);
+        problems.push({
+          path: formatKey(key),
+          message: 'unknown top-level field; only "users" (and "$schema") are allowed',
+        });
       }
     }
     list = data.users;
   } else {
-    throw invalid([`(root): expected an array of users, or an object {"users": [...]}`]);
+    throw invalidUsers([{ path: "(root)", message: 'expected an array of users, or an object {"users": [...]}' }]);
   }
   if (Array.isArray(list) && list.length > LIMITS.users) {
-    throw invalid([`users: ${list.length} users, more than the ${LIMITS.users} one file may hold; split the file`]);
+    const message = `${list.length} users, more than the ${LIMITS.users} one file may hold; split the file`;
+    throw invalidUsers([{ path: "users", message }]);
   }
   const result = v.safeParse(UsersSchema, list);
   if (!result.success) problems.push(...schemaProblems(result.issues));
-  problems.push(...scanFields(list), ...passwordProblems(list), ...findDuplicateUsernames(list));
-  if (problems.length > 0 || !result.success) throw invalid(problems.sort(byPlace));
+  if (Array.isArray(list)) problems.push(...userProblems(list));
+  if (problems.length > 0 || !result.success) throw invalidUsers(problems);
   return result.output as UserSpec[];
 }
 
@@ -1141,70 +1160,100 @@ function invalid(problems: string[]): InputError {
   return new InputError(`users file is invalid (${count}); nothing was changed`, problems);
 }
 
-/** Orders problems by user index, so that each user's problems stand together. */
-function byPlace(a: string, b: string): number {
-  const index = (p: string) => Number(/^users\[(\d+)\]/.exec(p)?.[1] ?? -1);
-  return index(a) - index(b);
-}
-
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+type Issue = BaseIssue<unknown>;
+
 /**
- * What the schema cannot see: every unknown field of every user (a typo such
- * as "pasword" must not pass silently), property names that JavaScript objects
- * treat specially, and property values nested too deeply.
+ * valibot's issues as problems, but for two that {@linkcode userProblems}
+ * reports in full: the first unknown field of a user (`strictObject` names no
+ * more), and control characters in a password (reported with the user's name).
+ * A field's rules that share a message give one problem.
  */
-function scanFields(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  const problems: string[] = [];
-  list.forEach((user, index) => {
-    if (!isPlainObject(user)) return;
-    const given = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
-    if (given.length === 0) {
-      problems.push(`users[${index}].password: is required (or password_hash, password_file, password_env)`);
-    } else if (given.length > 1) {
-      problems.push(`users[${index}]: give exactly one of ${PASSWORD_FIELDS.join(", ")}, not ${given.join(" and ")}`);
-    }
-    for (const key of Object.keys(user)) {
-      if (!USER_FIELDS.includes(key)) {
-        problems.push(
-          `users[${index}]${formatKey(key, ".")}: unknown field; a user may have only ${USER_FIELDS.join(", ")}`,
-        );
-      }
-    }
-    if (!isPlainObject(user.properties)) return;
-    for (const [key, value] of Object.entries(user.properties)) {
-      const place = `users[${index}].properties${formatKey(key, ".")}`;
-      if (RESERVED_KEYS.includes(key)) {
-        problems.push(`${place}: the property names ${RESERVED_KEYS.join(", ")} are not supported`);
-      } else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) {
-        problems.push(`${place}: nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
-      }
-    }
-  });
+function schemaProblems(issues: Issue[]): Problem[] {
+  const seen = new Set<string>();
+  const problems: Problem[] = [];
+  for (const issue of issues) {
+    if (issue.type === "strict_object" && issue.expected === "never") continue;
+    if (issue.type === "regex" && issue.requirement === PASSWORD_CHARACTERS.requirement) continue;
+    const keys = (issue.path ?? []).map((item) => item.key);
+    const identity = JSON.stringify([keys, issue.message]);
+    if (seen.has(identity)) continue;
+    seen.add(identity);
+    const path = "users" + keys.map(formatPathKey).join("");
+    const lastKey = keys.at(-1);
+    const required = issue.type === "strict_object" && issue.input === undefined && typeof lastKey === "string";
+    problems.push({
+      index: typeof keys[0] === "number" ? keys[0] : undefined,
+      path,
+      message: required ? "is required" : issue.message,
+    });
+  }
   return problems;
 }
 
 /**
- * The password rules whose messages name the user as well as the place
- * (`users[3].password (user "alice"): …`): a password that Barycenter's login
- * form cannot take, and a password_hash too costly to verify.
+ * What the schema cannot see in one field, user by user: exactly one password
+ * field; every unknown field (a typo such as "pasword" must not pass silently);
+ * property names that JavaScript objects treat specially, and property values
+ * nested too deeply; the password rules whose messages name the user as well
+ * as the place (`users[3].password (user "alice"): …`), a password Barycenter's
+ * login form cannot take and a password_hash too costly to verify; and
+ * usernames that are not unique, or not unmistakable: two that differ only in
+ * letter case or Unicode normalisation ("José" composed or decomposed) would
+ * give Barycenter two look-alike accounts, so they are refused too.
  */
-function passwordProblems(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  const problems: string[] = [];
+function userProblems(list: unknown[]): Problem[] {
+  const problems: Problem[] = [];
+  const firstIndex = new Map<string, number>();
   list.forEach((user, index) => {
     if (!isPlainObject(user)) return;
+    const at = (path: string, message: string) => problems.push({ index, path: `users[${index}]${path}`, message });
     const who = typeof user.username === "string" ? ` (user ${formatKey(user.username, "", true)})` : "";
+    const given = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
+    if (given.length === 0) {
+      at(".password", "is required (or password_hash, password_file, password_env)");
+    } else if (given.length > 1) {
+      at("", `give exactly one of ${PASSWORD_FIELDS.join(", ")}, not ${given.join(" and ")}`);
+    }
+    for (const key of Object.keys(user)) {
+      if (!USER_FIELDS.includes(key)) {
+        at(formatKey(key, "."), `unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
+      }
+    }
+    if (isPlainObject(user.properties)) {
+      for (const [key, value] of Object.entries(user.properties)) {
+        const place = `.properties${formatKey(key, ".")}`;
+        if (RESERVED_KEYS.includes(key)) {
+          at(place, `the property names ${RESERVED_KEYS.join(", ")} are not supported`);
+        } else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) {
+          at(place, `nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
+        }
+      }
+    }
     if (typeof user.password === "string" && !PASSWORD_CHARACTERS.requirement.test(user.password)) {
-      problems.push(`users[${index}].password${who}: ${PASSWORD_CHARACTERS.message}`);
+      at(`.password${who}`, PASSWORD_CHARACTERS.message);
     }
     const cost = typeof user.password_hash === "string" && isArgon2idPhc(user.password_hash)
       ? argon2CostProblem(user.password_hash)
       : undefined;
-    if (cost !== undefined) problems.push(`users[${index}].password_hash${who}: ${cost}`);
+    if (cost !== undefined) at(`.password_hash${who}`, cost);
+    if (typeof user.username !== "string") return;
+    const folded = user.username.normalize("NFC").toLowerCase();
+    const first = firstIndex.get(folded);
+    if (first === undefined) {
+      firstIndex.set(folded, index);
+    } else if ((list[first] as { username: string }).username === user.username) {
+      at(".username", `duplicate of users[${first}]; usernames must be unique`);
+    } else {
+      at(
+        ".username",
+        `differs from users[${first}].username only in letter case or Unicode normalisation; such look-alike ` +
+          "accounts are refused, rename one",
+      );
+    }
   });
   return problems;
 }
@@ -1221,32 +1270,6 @@ function depthExceeds(value: unknown, limit: number): boolean {
   return false;
 }
 
-type Issue = BaseIssue<unknown>;
-
-/**
- * valibot's issues as problems, but for two that the scans report in full: the
- * first unknown field of a user (`strictObject` names no more), and control
- * characters in a password (reported with the user's name). A field's rules
- * that share a message give one problem.
- */
-function schemaProblems(issues: Issue[]): string[] {
-  const seen = new Set<string>();
-  const problems: string[] = [];
-  for (const issue of issues) {
-    if (issue.type === "strict_object" && issue.expected === "never") continue;
-    if (issue.type === "regex" && issue.requirement === PASSWORD_CHARACTERS.requirement) continue;
-    const keys = (issue.path ?? []).map((item) => item.key);
-    const identity = JSON.stringify([keys, issue.message]);
-    if (seen.has(identity)) continue;
-    seen.add(identity);
-    const place = "users" + keys.map(formatPathKey).join("");
-    const lastKey = keys.at(-1);
-    const required = issue.type === "strict_object" && issue.input === undefined && typeof lastKey === "string";
-    problems.push(`${place}: ${required ? "is required" : issue.message}`);
-  }
-  return problems;
-}
-
 function formatPathKey(key: unknown): string {
   return typeof key === "number" ? `[${key}]` : formatKey(String(key), ".");
 }
@@ -1259,34 +1282,6 @@ function formatKey(key: string, dot = "", quoted = false): string {
 }
 
 /**
- * Usernames must be unique, and also unmistakable: two that differ only in
- * letter case or Unicode normalisation ("José" composed or decomposed) would
- * give Barycenter two look-alike accounts, so they are refused too.
- */
-function findDuplicateUsernames(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  const firstIndex = new Map<string, number>();
-  const problems: string[] = [];
-  list.forEach((user, index) => {
-    const username = isPlainObject(user) ? user.username : undefined;
-    if (typeof username !== "string") return;
-    const folded = username.normalize("NFC").toLowerCase();
-    const first = firstIndex.get(folded);
-    if (first === undefined) {
-      firstIndex.set(folded, index);
-    } else if ((list[first] as { username: string }).username === username) {
-      problems.push(`users[${index}].username: duplicate of users[${first}]; usernames must be unique`);
-    } else {
-      problems.push(
-        `users[${index}].username: differs from users[${first}].username only in letter case or Unicode ` +
-          "normalisation; such look-alike accounts are refused, rename one",
-      );
-    }
-  });
-  return problems;
-}
-
-/**
  * Turns `password_file` and `password_env` into `password`: reads each file
  * (one trailing newline trimmed, as `kubectl create secret --from-file` and
  * editors leave one) and each variable, then checks the result with the
@@ -1294,14 +1289,14 @@ function findDuplicateUsernames(list: unknown): string[] {
  * the user and the path or variable, never the content.
  */
 export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): Promise<UserSpec[]> {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   const resolved = await Promise.all(specs.map(async (spec, index): Promise<UserSpec> => {
     const { password_file, password_env, ...rest } = spec;
     let password: string | undefined;
-    let place: string;
+    let path: string;
     const user = `(user ${JSON.stringify(spec.username)})`;
     if (password_file !== undefined) {
-      place = `users[${index}].password_file ${user}`;
+      path = `users[${index}].password_file ${user}`;
       try {
         const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024, true);
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
@@ -1311,19 +1306,19 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
           directory: "it is a directory; give the file of the Secret's key",
           denied: "permission denied",
         });
-        problems.push(`${place}: cannot read ${password_file} (${reason})`);
+        problems.push({ index, path, message: `cannot read ${password_file} (${reason})` });
         return rest;
       }
     } else if (password_env !== undefined) {
-      place = `users[${index}].password_env ${user}`;
+      path = `users[${index}].password_env ${user}`;
       try {
         password = env[password_env];
       } catch {
-        problems.push(`${place}: not permitted to read the variable ${password_env}`);
+        problems.push({ index, path, message: `not permitted to read the variable ${password_env}` });
         return rest;
       }
       if (password === undefined) {
-        problems.push(`${place}: the variable ${password_env} is not set`);
+        problems.push({ index, path, message: `the variable ${password_env} is not set` });
         return rest;
       }
     } else {
@@ -1331,11 +1326,13 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
     }
     const check = v.safeParse(ResolvedPasswordSchema, password);
     if (!check.success) {
-      problems.push(...check.issues.map((issue) => `${place}: the password it holds ${issue.message}`));
+      problems.push(
+        ...check.issues.map((issue) => ({ index, path, message: `the password it holds ${issue.message}` })),
+      );
     }
     return { ...rest, password };
   }));
-  if (problems.length > 0) throw invalid(problems.sort(byPlace));
+  if (problems.length > 0) throw invalidUsers(problems);
   return resolved;
 }
 
