@@ -29,7 +29,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { toJsonSchema } from "@valibot/to-json-schema";
 import * as esbuild from "esbuild";
-import { LIMITS, PASSWORD_ONE_OF, USER_JSON_SCHEMA_CONSTRAINTS, UserSchema, UsersFileSchema } from "./sync.ts";
+import { UserSchema, UsersFileSchema } from "./sync.ts";
 
 const root = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -126,40 +126,33 @@ if (bundleSize > BUNDLE_BUDGET_BYTES) {
 }
 
 /**
- * The users file's JSON Schema: valibot's conversion, plus what its `check`s
- * enforce (which the converter cannot read), unknown fields refused, exactly
- * one password field, and the most users a file may hold. What no JSON Schema
- * can check is said in the descriptions.
+ * The users file's JSON Schema: valibot's own conversion of the schema in
+ * sync.ts, which states each rule once. Two conventions complete it. A `check`
+ * is code the converter cannot read: each says what it enforces in JSON
+ * Schema's words in a `metadata` action beside it, or in the field's
+ * description. And a JSON Schema holds one `pattern`: a field's further regex
+ * rules join `allOf`. Patterns are Unicode-aware (ajv and editors compile them
+ * with the `u` flag), so a regex may carry that flag and no other.
  */
 function usersJsonSchema() {
-  // The converter's result is edited in place below as plain JSON; its declared type (a union
-  // that includes `false` at every level) would need a guard on each step of a known shape.
-  const schema = /** @type {Record<string, any>} */ (toJsonSchema(UsersFileSchema, {
+  const schema = toJsonSchema(UsersFileSchema, {
     target: "draft-2020-12",
-    errorMode: "ignore",
+    // The properties' plain-object guard (a `custom` schema) comes before the `record` that says their shape.
+    typeMode: "output",
     definitions: { User: UserSchema },
-  }));
-  const user = schema.$defs.User;
-  for (const [field, constraints] of Object.entries(USER_JSON_SCHEMA_CONSTRAINTS)) {
-    const target = user.properties[field];
-    // A nullable field converts to anyOf [string, null]: the constraints belong to the string.
-    const branch = target.anyOf?.find((/** @type {{ type?: string }} */ b) => b.type !== "null") ?? target;
-    Object.assign(branch, constraints);
-  }
-  user.additionalProperties = false;
-  user.oneOf = PASSWORD_ONE_OF;
-  const wrapper = schema.anyOf.find((/** @type {{ type?: string }} */ branch) => branch.type === "object");
-  wrapper.additionalProperties = false;
-  const array = schema.anyOf.find((/** @type {{ type?: string }} */ branch) => branch.type === "array");
-  for (const users of [array, wrapper.properties.users]) users.maxItems = LIMITS.users;
-  return {
-    $schema: "https://json-schema.org/draft/2020-12/schema",
-    title: "Barycenter users file",
-    description: 'Users for barycenter-user-sync: a JSON array of users, or {"users": [...]}. The tool also ' +
-      "refuses what a JSON Schema cannot see: a key given twice in one object (JSON keeps only the last), and " +
-      `a file larger than ${LIMITS.fileMiB} MiB (--max-file-size); the fields' descriptions say the rest`,
-    ...schema,
-  };
+    overrideAction({ valibotAction: action, jsonSchema }) {
+      if (action.type === "check") return jsonSchema;
+      const regex = action.type === "regex" && "requirement" in action ? action.requirement : undefined;
+      if (regex instanceof RegExp && /^u?$/.test(regex.flags)) {
+        if (jsonSchema.pattern !== regex.source) {
+          jsonSchema.allOf = [...(jsonSchema.allOf ?? []), { pattern: regex.source }];
+        }
+        return jsonSchema;
+      }
+      return undefined;
+    },
+  });
+  return { $schema: "https://json-schema.org/draft/2020-12/schema", ...schema };
 }
 
 /**

@@ -664,6 +664,15 @@ function lineLocator(text: string): (offset: number) => { line: number; column: 
 
 // ---------------------------------------------------------------------------
 // Validate
+//
+// One language: each rule of a user is a valibot action in the schema below, and
+// `@valibot/to-json-schema` carries it into `users.schema.json`. A `check` stands
+// only where valibot's own action means something else (lengths in code points,
+// numbers compared inside a PHC string), with its JSON Schema words beside it in
+// a `metadata` action. What valibot cannot see in one field (every unknown field,
+// exactly one password, property names it skips, nesting, duplicates) is found by
+// {@linkcode userProblems}. Problems are `{ index, path, message }`, printed as
+// `path: message` at the edge.
 
 /**
  * One user as the file gives it, after validation. Exactly one of the four
@@ -688,32 +697,6 @@ export interface UserSpec {
 }
 
 const PASSWORD_FIELDS = ["password", "password_hash", "password_file", "password_env"] as const;
-const USER_FIELDS = ["username", ...PASSWORD_FIELDS, "email", "enabled", "email_verified", "properties"];
-
-/**
- * An Argon2id hash in PHC form, `$argon2id$v=19$m=…,t=…,p=…$salt$hash`, salt
- * and hash in unpadded base64: its shape. Barycenter reads the parameters from
- * the string; the tool bounds them, each bound for a reason:
- *
- * - `m ≥ 8·p`, `t ≥ 1`, `p ≥ 1`: Argon2's own (RFC 9106); Barycenter's
- *   `argon2` crate refuses less, so such a hash could never log in.
- * - `p ≤ 255`: the tool's choice, not Argon2's (RFC 9106 and the crate allow
- *   2^24−1 lanes): lanes beyond a machine's cores gain nothing, and some
- *   Argon2 libraries hold `p` in one byte (Go's `golang.org/x/crypto/argon2`),
- *   so a hash with more could not move to them.
- * - memory and work: {@linkcode ARGON2_HASH_LIMITS}. The 10-digit caps below
- *   only keep the numbers exact; the crate's own type, u32, has 10 digits.
- * - `v=19` (Argon2 1.3): what Barycenter and `hash-password` write; the older
- *   v=16 is weaker and written by nothing current.
- * - salt of 11 to 64 characters: 8 bytes at least, Argon2's shortest salt; 64
- *   characters at most, the longest Barycenter's `password-hash` crate reads.
- * - hash of 16 to 86 characters: 12 to 64 bytes. The crate reads 10 to 64;
- *   outputs shorter than 12 bytes are weaker than any tool writes by default
- *   (Barycenter and `hash-password` write 32).
- * - salt and hash in canonical base64 ({@linkcode isCanonicalBase64}).
- */
-export const PHC_ARGON2ID =
-  /^\$argon2id\$v=19\$m=([1-9]\d{0,9}),t=([1-9]\d{0,9}),p=([1-9]\d{0,9})\$([A-Za-z0-9+/]{11,64})\$([A-Za-z0-9+/]{16,86})$/;
 
 /**
  * What one `password_hash` may cost to verify. Barycenter verifies the stored
@@ -738,6 +721,49 @@ export const ARGON2_HASH_LIMITS = {
   /** `p`: see {@linkcode PHC_ARGON2ID}. */
   lanes: 255,
 } as const;
+
+/**
+ * The pattern of an Argon2id PHC string, `$argon2id$v=19$m=…,t=…,p=…$salt$hash`,
+ * from the patterns of its parts: `number(min, max)` for each parameter, and
+ * `base64(min, max, end)` for the salt and the hash (`end` is what follows). The
+ * bounds of each part are written here, once, for {@linkcode PHC_ARGON2ID} and
+ * for the JSON Schema's pattern.
+ */
+function argon2idPhcPattern(
+  number: (min: number, max: number) => string,
+  base64: (min: number, max: number, end: string) => string,
+): string {
+  const { memoryKiB, work, lanes } = ARGON2_HASH_LIMITS;
+  return `^\\$argon2id\\$v=19\\$m=${number(8, memoryKiB)},t=${number(1, Math.floor(work / 8))},` +
+    `p=${number(1, lanes)}\\$${base64(11, 64, "\\$")}\\$${base64(16, 86, "$")}$`;
+}
+
+/**
+ * An Argon2id hash in PHC form, `$argon2id$v=19$m=…,t=…,p=…$salt$hash`, salt
+ * and hash in unpadded base64: its shape. Barycenter reads the parameters from
+ * the string; the tool bounds them, each bound for a reason:
+ *
+ * - `m ≥ 8·p`, `t ≥ 1`, `p ≥ 1`: Argon2's own (RFC 9106); Barycenter's
+ *   `argon2` crate refuses less, so such a hash could never log in.
+ * - `p ≤ 255`: the tool's choice, not Argon2's (RFC 9106 and the crate allow
+ *   2^24−1 lanes): lanes beyond a machine's cores gain nothing, and some
+ *   Argon2 libraries hold `p` in one byte (Go's `golang.org/x/crypto/argon2`),
+ *   so a hash with more could not move to them.
+ * - memory and work: {@linkcode ARGON2_HASH_LIMITS}. The shape takes numbers of
+ *   up to 10 digits and the checks compare them, which keeps the numbers exact;
+ *   the crate's own type, u32, has 10 digits.
+ * - `v=19` (Argon2 1.3): what Barycenter and `hash-password` write; the older
+ *   v=16 is weaker and written by nothing current.
+ * - salt of 11 to 64 characters: 8 bytes at least, Argon2's shortest salt; 64
+ *   characters at most, the longest Barycenter's `password-hash` crate reads.
+ * - hash of 16 to 86 characters: 12 to 64 bytes. The crate reads 10 to 64;
+ *   outputs shorter than 12 bytes are weaker than any tool writes by default
+ *   (Barycenter and `hash-password` write 32).
+ * - salt and hash in canonical base64 ({@linkcode isCanonicalBase64}).
+ */
+export const PHC_ARGON2ID = new RegExp(
+  argon2idPhcPattern(() => "([1-9]\\d{0,9})", (min, max) => `([A-Za-z0-9+/]{${min},${max}})`),
+);
 
 /** The cost parameters of a string of {@linkcode PHC_ARGON2ID}'s shape, else undefined. */
 function argon2idParams(hash: string): { m: number; t: number; p: number } | undefined {
@@ -802,48 +828,59 @@ const codePoints = (s: string) => {
   return n;
 };
 
-/** A lone UTF-16 surrogate: not text, and stored differently by each database. */
-const LONE_SURROGATE = /\p{Cs}/u;
-
 /**
- * Unicode format characters (bidirectional controls such as U+202E, zero-width
- * ones) and line and paragraph separators (U+2028, U+2029): invisible, they make
- * one text print as another, and no one types them into a login form.
+ * At most `max` characters, counted in code points as JSON Schema counts them
+ * (valibot's `maxLength` counts UTF-16 units, so an emoji would count twice);
+ * the metadata carries the limit into `users.schema.json`.
  */
-const FORMAT_OR_SEPARATOR = /[\p{Cf}\p{Zl}\p{Zp}]/u;
+function maxCodePoints(max: number, message = `must be at most ${max} characters`) {
+  return [
+    v.check((s: string) => codePoints(s) <= max, message),
+    v.metadata<string, { maxLength: number }>({ maxLength: max }),
+  ] as const;
+}
+
+/** At least one character: valibot's count and JSON Schema's agree on that. */
+const nonEmpty = (message: string) => v.minLength<string, 1, string>(1, message);
+
+/** No control character (`\p{Cc}`: C0, DEL and C1). */
+const NO_CONTROL_CHARACTER = /^\P{Cc}*$/u;
+
+/** No lone UTF-16 surrogate: not text, and stored differently by each database. */
+const NO_LONE_SURROGATE = /^\P{Cs}*$/u;
+
+const LONE_SURROGATE_MESSAGE = "must be valid Unicode text (it holds a lone surrogate)";
 
 /**
  * What text people type and read must be, usernames and emails alike: no
  * control characters (a NUL also fails PostgreSQL's whole transaction), no lone
  * surrogates (each database stores them differently, so they never compare
- * equal again), no format or separator characters.
+ * equal again), no Unicode format characters (bidirectional controls such as
+ * U+202E, zero-width ones) or line and paragraph separators (U+2028, U+2029):
+ * invisible, they make one text print as another, and no one types them into a
+ * login form.
  */
 const TEXT_RULES = [
-  v.check((s: string) => !/\p{Cc}/u.test(s), "must not contain control characters"),
-  v.check((s: string) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
-  v.check(
-    (s: string) => !FORMAT_OR_SEPARATOR.test(s),
+  v.regex(NO_CONTROL_CHARACTER, "must not contain control characters"),
+  v.regex(NO_LONE_SURROGATE, LONE_SURROGATE_MESSAGE),
+  v.regex(
+    /^[^\p{Cf}\p{Zl}\p{Zp}]*$/u,
     "must not contain invisible Unicode format or separator characters (such as U+202E, which reverses text, " +
       "or U+2028, a line separator)",
   ),
 ] as const;
 
 /**
- * C0 control characters or DEL in a password. Barycenter's login is an HTML
+ * No C0 control character or DEL in a password. Barycenter's login is an HTML
  * form whose password field cannot hold them (a line break or a tab never
  * reaches it), so a user with such a password could never log in.
  */
-function hasControlCharacter(password: string): boolean {
-  for (let i = 0; i < password.length; i++) {
-    const c = password.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return true;
-  }
-  return false;
-}
-
-const NO_CONTROL_CHARACTERS =
+const PASSWORD_CHARACTERS = v.regex(
+  // deno-lint-ignore no-control-regex -- control characters are what it finds.
+  /^[^\u0000-\u001f\u007f]*$/,
   "must not contain control characters (such as a line break or a tab): Barycenter's login form cannot take them, " +
-  "so the user could never log in";
+    "so the user could never log in",
+);
 
 /**
  * An address as people write them: a local part without spaces, quotes or
@@ -853,30 +890,28 @@ const NO_CONTROL_CHARACTERS =
 const EMAIL =
   /^(?!\.)(?!.*\.\.)[^\s@"(),:;<>[\\\]]{1,64}(?<!\.)@(?:[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?\.)*[\p{L}\p{N}](?:[\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?$/u;
 
-// Every message is ours: valibot's defaults quote the received value, which may be a password.
+// Every message is ours: valibot's defaults quote the received value, which may be a password. A field's rules
+// that share a message report it once.
 const UsernameSchema = v.pipe(
   v.string("must be a string"),
-  v.check((s) => s.length > 0, "must not be empty"),
-  v.check((s) => codePoints(s) <= 255, "must be at most 255 characters"),
-  v.check((s) => s.trim() === s, "must not start or end with whitespace"),
+  nonEmpty("must not be empty"),
+  ...maxCodePoints(255),
+  v.regex(/^(?!\s)[\s\S]*(?<!\s)$/u, "must not start or end with whitespace"),
   ...TEXT_RULES,
 );
 
 const PASSWORD_RULES = [
-  v.check((s: string) => s.length > 0, "must not be empty"),
-  v.check((s: string) => codePoints(s) <= 1024, "must be at most 1024 characters"),
-  v.check((s: string) => !LONE_SURROGATE.test(s), "must be valid Unicode text (it holds a lone surrogate)"),
+  nonEmpty("must not be empty"),
+  ...maxCodePoints(1024),
+  v.regex(NO_LONE_SURROGATE, LONE_SURROGATE_MESSAGE),
+  PASSWORD_CHARACTERS,
 ] as const;
 
-/** A password in the file; its control characters are found by {@linkcode passwordProblems}, which names the user. */
+/** A password in the file; {@linkcode userProblems} reports its control characters, naming the user. */
 const PasswordSchema = v.pipe(v.string("must be a string"), ...PASSWORD_RULES);
 
 /** Checks a password from a file, a variable or `hash-password`, with the same rules (the caller names the user). */
-const ResolvedPasswordSchema = v.pipe(
-  v.string(),
-  ...PASSWORD_RULES,
-  v.check((s: string) => !hasControlCharacter(s), NO_CONTROL_CHARACTERS),
-);
+const ResolvedPasswordSchema = v.pipe(v.string(), ...PASSWORD_RULES);
 
 const PasswordHashSchema = v.pipe(
   v.string("must be a string"),
@@ -891,36 +926,47 @@ const PasswordHashSchema = v.pipe(
       "character): Barycenter's verifier refuses anything else, so the user could never log in; make one with the " +
       "hash-password command",
   ),
+  // The checks and the cost limit in JSON Schema's words, but for what a pattern cannot compute (the description).
+  v.metadata({ pattern: argon2idPhcPattern(integerRangePattern, canonicalBase64Pattern) }),
 );
+
+const FILE_PATH = "must be a file path";
 
 const PasswordFileSchema = v.pipe(
   v.string("must be a string: the path of a file holding the password"),
-  v.check((s) => s.length > 0 && codePoints(s) <= 4096 && !/\p{Cc}/u.test(s), "must be a file path"),
+  nonEmpty(FILE_PATH),
+  ...maxCodePoints(4096, FILE_PATH),
+  v.regex(NO_CONTROL_CHARACTER, FILE_PATH),
 );
 
 const PasswordEnvSchema = v.pipe(
   v.string("must be a string: the name of an environment variable"),
-  v.check((s) => /^[A-Za-z_][A-Za-z0-9_]{0,254}$/.test(s), "must be an environment variable name (letters, digits, _)"),
+  v.regex(/^[A-Za-z_][A-Za-z0-9_]{0,254}$/, "must be an environment variable name (letters, digits, _)"),
 );
 
 const EmailSchema = v.nullable(
   v.pipe(
     v.string("must be a string, or null to clear it"),
-    v.check((s) => codePoints(s) <= 254, "must be at most 254 characters"),
+    ...maxCodePoints(254),
     ...TEXT_RULES,
-    v.check((s) => EMAIL.test(s), "invalid email address"),
+    v.regex(EMAIL, "invalid email address"),
   ),
 );
 
 const FlagSchema = v.boolean("must be true or false");
 
+const PROPERTY_NAME_MAX = 255;
+const PROPERTY_NAME_LENGTH = `property names must be 1 to ${PROPERTY_NAME_MAX} characters`;
+const PROPERTY_NAME_TEXT = "property names must be text without control characters";
+
 const PropertyKeySchema = v.pipe(
   v.string(),
-  v.check((s) => s.length > 0 && codePoints(s) <= 255, "property names must be 1 to 255 characters"),
-  v.check(
-    (s) => !/\p{Cc}/u.test(s) && !LONE_SURROGATE.test(s),
-    "property names must be text without control characters",
-  ),
+  nonEmpty(PROPERTY_NAME_LENGTH),
+  ...maxCodePoints(PROPERTY_NAME_MAX, PROPERTY_NAME_LENGTH),
+  v.regex(NO_CONTROL_CHARACTER, PROPERTY_NAME_TEXT),
+  v.regex(NO_LONE_SURROGATE, PROPERTY_NAME_TEXT),
+  // valibot's record drops these names before this schema sees them ({@linkcode userProblems} reports them).
+  v.metadata({ not: { enum: RESERVED_KEYS } }),
 );
 
 const PropertiesSchema = v.pipe(
@@ -929,77 +975,92 @@ const PropertiesSchema = v.pipe(
 );
 
 /**
- * The valibot schema of one user object. Unknown fields are found by
- * {@linkcode scanFields}. Each description ends with what the tool checks and
- * `users.schema.json` cannot express.
+ * The valibot schema of one user object. It refuses unknown fields, but names
+ * only the first: {@linkcode userProblems} names every one. Each description
+ * ends with what the tool checks and `users.schema.json` cannot express.
  */
-export const UserSchema = v.object(
-  {
-    username: v.pipe(
-      UsernameSchema,
-      v.description(
-        "Unique username for login. Also unique ignoring letter case and Unicode normalisation (checked by the " +
-          "tool; a JSON Schema cannot compare items)",
-      ),
-    ),
-    password: v.optional(v.pipe(PasswordSchema, v.description("Plaintext password, hashed with Argon2id on import"))),
-    password_hash: v.optional(
-      v.pipe(
-        PasswordHashSchema,
+export const UserSchema = v.pipe(
+  v.strictObject(
+    {
+      username: v.pipe(
+        UsernameSchema,
         v.description(
-          "Argon2id PHC string, stored as given (make one with hash-password). The tool also requires m ≥ 8 × p " +
-            `and m × t ≤ ${ARGON2_HASH_LIMITS.work} (64 times Barycenter's own m=19456,t=2), which a pattern cannot ` +
-            "compute",
+          "Unique username for login. Also unique ignoring letter case and Unicode normalisation (checked by the " +
+            "tool; a JSON Schema cannot compare items)",
         ),
       ),
-    ),
-    password_file: v.optional(
-      v.pipe(
-        PasswordFileSchema,
-        v.description(
-          "File holding the password, one trailing newline trimmed; what it holds follows the password's rules " +
-            "(read at sync time, not by this schema)",
+      password: v.optional(
+        v.pipe(PasswordSchema, v.description("Plaintext password, hashed with Argon2id on import")),
+      ),
+      password_hash: v.optional(
+        v.pipe(
+          PasswordHashSchema,
+          v.description(
+            "Argon2id PHC string, stored as given (make one with hash-password). The tool also requires m ≥ 8 × p " +
+              `and m × t ≤ ${ARGON2_HASH_LIMITS.work} (64 times Barycenter's own m=19456,t=2), which a pattern ` +
+              "cannot compute",
+          ),
         ),
       ),
-    ),
-    password_env: v.optional(
-      v.pipe(
-        PasswordEnvSchema,
-        v.description("Environment variable holding the password; its value follows the password's rules"),
-      ),
-    ),
-    email: v.optional(v.pipe(EmailSchema, v.description("Email address; null clears it"))),
-    enabled: v.optional(v.pipe(FlagSchema, v.description("Whether the user may log in; new users default to true"))),
-    email_verified: v.optional(
-      v.pipe(FlagSchema, v.description("Whether the email is verified; new users default to false")),
-    ),
-    properties: v.optional(
-      v.pipe(
-        PropertiesSchema,
-        v.description(
-          "Attributes and OIDC claims (name, given_name, picture, …), JSON values. The tool also refuses values " +
-            `nested more than ${MAX_PROPERTY_DEPTH} levels deep, and numbers that would not be stored as written ` +
-            "(1e999, -0, 12345678901234567890), which a JSON Schema cannot see",
+      password_file: v.optional(
+        v.pipe(
+          PasswordFileSchema,
+          v.description(
+            "File holding the password, one trailing newline trimmed; what it holds follows the password's rules " +
+              "(read at sync time, not by this schema)",
+          ),
         ),
       ),
-    ),
-  },
-  "must be an object with at least a username and a password",
+      password_env: v.optional(
+        v.pipe(
+          PasswordEnvSchema,
+          v.description("Environment variable holding the password; its value follows the password's rules"),
+        ),
+      ),
+      email: v.optional(v.pipe(EmailSchema, v.description("Email address; null clears it"))),
+      enabled: v.optional(
+        v.pipe(FlagSchema, v.description("Whether the user may log in; new users default to true")),
+      ),
+      email_verified: v.optional(
+        v.pipe(FlagSchema, v.description("Whether the email is verified; new users default to false")),
+      ),
+      properties: v.optional(
+        v.pipe(
+          PropertiesSchema,
+          v.description(
+            "Attributes and OIDC claims (name, given_name, picture, …), JSON values. The tool also refuses values " +
+              `nested more than ${MAX_PROPERTY_DEPTH} levels deep, and numbers that would not be stored as ` +
+              "written (1e999, -0, 12345678901234567890), which a JSON Schema cannot see",
+          ),
+        ),
+      ),
+    },
+    "must be an object with at least a username and a password",
+  ),
+  // Exactly one password field, in JSON Schema's words ({@linkcode userProblems} says it in the tool's).
+  v.metadata({ oneOf: PASSWORD_FIELDS.map((field) => ({ required: [field] })) }),
 );
 
-const UsersSchema = v.array(UserSchema, "must be an array of user objects");
+const USER_FIELDS = Object.keys(UserSchema.entries);
+
+const UsersSchema = v.pipe(
+  v.array(UserSchema, "must be an array of user objects"),
+  v.maxLength(LIMITS.users, `more than the ${LIMITS.users} users one file may hold; split the file`),
+);
 
 /**
  * The whole file, for `users.schema.json` (validation itself reads the root
  * by hand, for clearer messages): a bare array, or `{"$schema"?, "users"}`.
  */
-export const UsersFileSchema = v.union([
-  UsersSchema,
-  v.object({ $schema: v.optional(v.string()), users: UsersSchema }),
-]);
-
-/** The characters {@linkcode TEXT_RULES} refuse, as the body of a regular expression class. */
-const REFUSED_IN_TEXT = "\\p{Cc}\\p{Cs}\\p{Cf}\\p{Zl}\\p{Zp}";
+export const UsersFileSchema = v.pipe(
+  v.union([UsersSchema, v.strictObject({ $schema: v.optional(v.string()), users: UsersSchema })]),
+  v.metadata({
+    title: "Barycenter users file",
+    description: 'Users for barycenter-user-sync: a JSON array of users, or {"users": [...]}. The tool also ' +
+      "refuses what a JSON Schema cannot see: a key given twice in one object (JSON keeps only the last), and " +
+      `a file larger than ${LIMITS.fileMiB} MiB (--max-file-size); the fields' descriptions say the rest`,
+  }),
+);
 
 /**
  * A regular expression source matching the decimal numbers from `min` to
@@ -1045,49 +1106,26 @@ function canonicalBase64Pattern(min: number, max: number, end: string): string {
     "(?:[A-Za-z0-9+/][AQgw]|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048])?";
 }
 
-/**
- * What the `check`s above enforce, in JSON Schema's words, for the build to
- * add to the generated `users.schema.json` (valibot's converter cannot read a
- * `check`): every rule a pattern or a length can state. JSON Schema counts
- * lengths in characters (code points), as the checks do; its patterns are
- * ECMA-262 regular expressions with Unicode property escapes. What no schema
- * can check is said in the descriptions.
- */
-export const USER_JSON_SCHEMA_CONSTRAINTS: Record<string, Record<string, unknown>> = {
-  username: {
-    minLength: 1,
-    maxLength: 255,
-    pattern: `^[^\\s${REFUSED_IN_TEXT}](?:[^${REFUSED_IN_TEXT}]*[^\\s${REFUSED_IN_TEXT}])?$`,
-  },
-  password: { minLength: 1, maxLength: 1024, pattern: "^[^\\u0000-\\u001f\\u007f\\p{Cs}]*$" },
-  password_hash: {
-    pattern: `^\\$argon2id\\$v=19\\$m=${integerRangePattern(8, ARGON2_HASH_LIMITS.memoryKiB)},` +
-      `t=${integerRangePattern(1, Math.floor(ARGON2_HASH_LIMITS.work / 8))},` +
-      `p=${integerRangePattern(1, ARGON2_HASH_LIMITS.lanes)}\\$` +
-      `${canonicalBase64Pattern(11, 64, "\\$")}\\$${canonicalBase64Pattern(16, 86, "$")}$`,
-  },
-  password_file: { minLength: 1, maxLength: 4096, pattern: "^[^\\p{Cc}]*$" },
-  password_env: { pattern: "^[A-Za-z_][A-Za-z0-9_]{0,254}$" },
-  email: { maxLength: 254, pattern: `^(?![\\s\\S]*[${REFUSED_IN_TEXT}])${EMAIL.source.slice(1)}` },
-  properties: {
-    propertyNames: {
-      minLength: 1,
-      maxLength: 255,
-      pattern: "^[^\\p{Cc}\\p{Cs}]*$",
-      not: { enum: ["__proto__", "prototype", "constructor"] },
-    },
-  },
-};
+/** One problem of a users file: the user it concerns (none: the file as a whole), where, and what. */
+interface Problem {
+  index?: number;
+  /** The place as printed: `users[3].password`, `(root)`, a top-level key; it may name the user. */
+  path: string;
+  message: string;
+}
 
-/** Exactly one of the password fields, in JSON Schema's words. */
-export const PASSWORD_ONE_OF = PASSWORD_FIELDS.map((field) => ({ required: [field] }));
+/** The error for a list of problems, each user's together in the order found, printed as `path: message`. */
+function invalidUsers(problems: Problem[]): InputError {
+  problems.sort((a, b) => (a.index ?? -1) - (b.index ?? -1));
+  return invalid(problems.map(({ path, message }) => `${path}: ${message}`));
+}
 
 /**
  * Checks parsed JSON (a bare array of users, or `{"users": [...]}`) and returns
  * the users; throws {@linkcode InputError} listing every problem with its place.
  */
 export function validateUsers(data: unknown): UserSpec[] {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   let list: unknown;
   if (Array.isArray(data)) {
     list = data;
@@ -1096,20 +1134,24 @@ export function validateUsers(data: unknown): UserSpec[] {
       // "$schema" lets editors validate the file as it is typed.
       if (key === "$schema" && typeof data[key] === "string") continue;
       if (key !== "users") {
-        problems.push(`${formatKey(key)}: unknown top-level field; only "users" (and "$schema") are allowed`);
+        problems.push({
+          path: formatKey(key),
+          message: 'unknown top-level field; only "users" (and "$schema") are allowed',
+        });
       }
     }
     list = data.users;
   } else {
-    throw invalid([`(root): expected an array of users, or an object {"users": [...]}`]);
+    throw invalidUsers([{ path: "(root)", message: 'expected an array of users, or an object {"users": [...]}' }]);
   }
   if (Array.isArray(list) && list.length > LIMITS.users) {
-    throw invalid([`users: ${list.length} users, more than the ${LIMITS.users} one file may hold; split the file`]);
+    const message = `${list.length} users, more than the ${LIMITS.users} one file may hold; split the file`;
+    throw invalidUsers([{ path: "users", message }]);
   }
   const result = v.safeParse(UsersSchema, list);
-  if (!result.success) problems.push(...result.issues.map(describeIssue));
-  problems.push(...scanFields(list), ...passwordProblems(list), ...findDuplicateUsernames(list));
-  if (problems.length > 0 || !result.success) throw invalid(problems.sort(byPlace));
+  if (!result.success) problems.push(...schemaProblems(result.issues));
+  if (Array.isArray(list)) problems.push(...userProblems(list));
+  if (problems.length > 0 || !result.success) throw invalidUsers(problems);
   return result.output as UserSpec[];
 }
 
@@ -1118,70 +1160,100 @@ function invalid(problems: string[]): InputError {
   return new InputError(`users file is invalid (${count}); nothing was changed`, problems);
 }
 
-/** Orders problems by user index, so that each user's problems stand together. */
-function byPlace(a: string, b: string): number {
-  const index = (p: string) => Number(/^users\[(\d+)\]/.exec(p)?.[1] ?? -1);
-  return index(a) - index(b);
-}
-
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
+type Issue = BaseIssue<unknown>;
+
 /**
- * What the schema cannot see: every unknown field of every user (a typo such
- * as "pasword" must not pass silently), property names that JavaScript objects
- * treat specially, and property values nested too deeply.
+ * valibot's issues as problems, but for two that {@linkcode userProblems}
+ * reports in full: the first unknown field of a user (`strictObject` names no
+ * more), and control characters in a password (reported with the user's name).
+ * A field's rules that share a message give one problem.
  */
-function scanFields(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  const problems: string[] = [];
-  list.forEach((user, index) => {
-    if (!isPlainObject(user)) return;
-    const given = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
-    if (given.length === 0) {
-      problems.push(`users[${index}].password: is required (or password_hash, password_file, password_env)`);
-    } else if (given.length > 1) {
-      problems.push(`users[${index}]: give exactly one of ${PASSWORD_FIELDS.join(", ")}, not ${given.join(" and ")}`);
-    }
-    for (const key of Object.keys(user)) {
-      if (!USER_FIELDS.includes(key)) {
-        problems.push(
-          `users[${index}]${formatKey(key, ".")}: unknown field; a user may have only ${USER_FIELDS.join(", ")}`,
-        );
-      }
-    }
-    if (!isPlainObject(user.properties)) return;
-    for (const [key, value] of Object.entries(user.properties)) {
-      const place = `users[${index}].properties${formatKey(key, ".")}`;
-      if (RESERVED_KEYS.includes(key)) {
-        problems.push(`${place}: the property names ${RESERVED_KEYS.join(", ")} are not supported`);
-      } else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) {
-        problems.push(`${place}: nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
-      }
-    }
-  });
+function schemaProblems(issues: Issue[]): Problem[] {
+  const seen = new Set<string>();
+  const problems: Problem[] = [];
+  for (const issue of issues) {
+    if (issue.type === "strict_object" && issue.expected === "never") continue;
+    if (issue.type === "regex" && issue.requirement === PASSWORD_CHARACTERS.requirement) continue;
+    const keys = (issue.path ?? []).map((item) => item.key);
+    const identity = JSON.stringify([keys, issue.message]);
+    if (seen.has(identity)) continue;
+    seen.add(identity);
+    const path = "users" + keys.map(formatPathKey).join("");
+    const lastKey = keys.at(-1);
+    const required = issue.type === "strict_object" && issue.input === undefined && typeof lastKey === "string";
+    problems.push({
+      index: typeof keys[0] === "number" ? keys[0] : undefined,
+      path,
+      message: required ? "is required" : issue.message,
+    });
+  }
   return problems;
 }
 
 /**
- * The password rules whose messages name the user as well as the place
- * (`users[3].password (user "alice"): …`): a password that Barycenter's login
- * form cannot take, and a password_hash too costly to verify.
+ * What the schema cannot see in one field, user by user: exactly one password
+ * field; every unknown field (a typo such as "pasword" must not pass silently);
+ * property names that JavaScript objects treat specially, and property values
+ * nested too deeply; the password rules whose messages name the user as well
+ * as the place (`users[3].password (user "alice"): …`), a password Barycenter's
+ * login form cannot take and a password_hash too costly to verify; and
+ * usernames that are not unique, or not unmistakable: two that differ only in
+ * letter case or Unicode normalisation ("José" composed or decomposed) would
+ * give Barycenter two look-alike accounts, so they are refused too.
  */
-function passwordProblems(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  const problems: string[] = [];
+function userProblems(list: unknown[]): Problem[] {
+  const problems: Problem[] = [];
+  const firstIndex = new Map<string, number>();
   list.forEach((user, index) => {
     if (!isPlainObject(user)) return;
+    const at = (path: string, message: string) => problems.push({ index, path: `users[${index}]${path}`, message });
     const who = typeof user.username === "string" ? ` (user ${formatKey(user.username, "", true)})` : "";
-    if (typeof user.password === "string" && hasControlCharacter(user.password)) {
-      problems.push(`users[${index}].password${who}: ${NO_CONTROL_CHARACTERS}`);
+    const given = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
+    if (given.length === 0) {
+      at(".password", "is required (or password_hash, password_file, password_env)");
+    } else if (given.length > 1) {
+      at("", `give exactly one of ${PASSWORD_FIELDS.join(", ")}, not ${given.join(" and ")}`);
+    }
+    for (const key of Object.keys(user)) {
+      if (!USER_FIELDS.includes(key)) {
+        at(formatKey(key, "."), `unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
+      }
+    }
+    if (isPlainObject(user.properties)) {
+      for (const [key, value] of Object.entries(user.properties)) {
+        const place = `.properties${formatKey(key, ".")}`;
+        if (RESERVED_KEYS.includes(key)) {
+          at(place, `the property names ${RESERVED_KEYS.join(", ")} are not supported`);
+        } else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) {
+          at(place, `nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
+        }
+      }
+    }
+    if (typeof user.password === "string" && !PASSWORD_CHARACTERS.requirement.test(user.password)) {
+      at(`.password${who}`, PASSWORD_CHARACTERS.message);
     }
     const cost = typeof user.password_hash === "string" && isArgon2idPhc(user.password_hash)
       ? argon2CostProblem(user.password_hash)
       : undefined;
-    if (cost !== undefined) problems.push(`users[${index}].password_hash${who}: ${cost}`);
+    if (cost !== undefined) at(`.password_hash${who}`, cost);
+    if (typeof user.username !== "string") return;
+    const folded = user.username.normalize("NFC").toLowerCase();
+    const first = firstIndex.get(folded);
+    if (first === undefined) {
+      firstIndex.set(folded, index);
+    } else if ((list[first] as { username: string }).username === user.username) {
+      at(".username", `duplicate of users[${first}]; usernames must be unique`);
+    } else {
+      at(
+        ".username",
+        `differs from users[${first}].username only in letter case or Unicode normalisation; such look-alike ` +
+          "accounts are refused, rename one",
+      );
+    }
   });
   return problems;
 }
@@ -1198,17 +1270,6 @@ function depthExceeds(value: unknown, limit: number): boolean {
   return false;
 }
 
-type Issue = BaseIssue<unknown>;
-
-function describeIssue(issue: Issue): string {
-  const place = "users" + (issue.path ?? []).map((item) => formatPathKey(item.key)).join("");
-  const lastKey = issue.path?.at(-1)?.key;
-  if (issue.type === "object" && issue.input === undefined && typeof lastKey === "string") {
-    return `${place}: is required`;
-  }
-  return `${place}: ${issue.message}`;
-}
-
 function formatPathKey(key: unknown): string {
   return typeof key === "number" ? `[${key}]` : formatKey(String(key), ".");
 }
@@ -1221,34 +1282,6 @@ function formatKey(key: string, dot = "", quoted = false): string {
 }
 
 /**
- * Usernames must be unique, and also unmistakable: two that differ only in
- * letter case or Unicode normalisation ("José" composed or decomposed) would
- * give Barycenter two look-alike accounts, so they are refused too.
- */
-function findDuplicateUsernames(list: unknown): string[] {
-  if (!Array.isArray(list)) return [];
-  const firstIndex = new Map<string, number>();
-  const problems: string[] = [];
-  list.forEach((user, index) => {
-    const username = isPlainObject(user) ? user.username : undefined;
-    if (typeof username !== "string") return;
-    const folded = username.normalize("NFC").toLowerCase();
-    const first = firstIndex.get(folded);
-    if (first === undefined) {
-      firstIndex.set(folded, index);
-    } else if ((list[first] as { username: string }).username === username) {
-      problems.push(`users[${index}].username: duplicate of users[${first}]; usernames must be unique`);
-    } else {
-      problems.push(
-        `users[${index}].username: differs from users[${first}].username only in letter case or Unicode ` +
-          "normalisation; such look-alike accounts are refused, rename one",
-      );
-    }
-  });
-  return problems;
-}
-
-/**
  * Turns `password_file` and `password_env` into `password`: reads each file
  * (one trailing newline trimmed, as `kubectl create secret --from-file` and
  * editors leave one) and each variable, then checks the result with the
@@ -1256,14 +1289,14 @@ function findDuplicateUsernames(list: unknown): string[] {
  * the user and the path or variable, never the content.
  */
 export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): Promise<UserSpec[]> {
-  const problems: string[] = [];
+  const problems: Problem[] = [];
   const resolved = await Promise.all(specs.map(async (spec, index): Promise<UserSpec> => {
     const { password_file, password_env, ...rest } = spec;
     let password: string | undefined;
-    let place: string;
+    let path: string;
     const user = `(user ${JSON.stringify(spec.username)})`;
     if (password_file !== undefined) {
-      place = `users[${index}].password_file ${user}`;
+      path = `users[${index}].password_file ${user}`;
       try {
         const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024, true);
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
@@ -1273,19 +1306,19 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
           directory: "it is a directory; give the file of the Secret's key",
           denied: "permission denied",
         });
-        problems.push(`${place}: cannot read ${password_file} (${reason})`);
+        problems.push({ index, path, message: `cannot read ${password_file} (${reason})` });
         return rest;
       }
     } else if (password_env !== undefined) {
-      place = `users[${index}].password_env ${user}`;
+      path = `users[${index}].password_env ${user}`;
       try {
         password = env[password_env];
       } catch {
-        problems.push(`${place}: not permitted to read the variable ${password_env}`);
+        problems.push({ index, path, message: `not permitted to read the variable ${password_env}` });
         return rest;
       }
       if (password === undefined) {
-        problems.push(`${place}: the variable ${password_env} is not set`);
+        problems.push({ index, path, message: `the variable ${password_env} is not set` });
         return rest;
       }
     } else {
@@ -1293,11 +1326,13 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
     }
     const check = v.safeParse(ResolvedPasswordSchema, password);
     if (!check.success) {
-      problems.push(...check.issues.map((issue) => `${place}: the password it holds ${issue.message}`));
+      problems.push(
+        ...check.issues.map((issue) => ({ index, path, message: `the password it holds ${issue.message}` })),
+      );
     }
     return { ...rest, password };
   }));
-  if (problems.length > 0) throw invalid(problems.sort(byPlace));
+  if (problems.length > 0) throw invalidUsers(problems);
   return resolved;
 }
 
