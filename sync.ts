@@ -5,7 +5,19 @@
  *
  * The file reads top to bottom as the pipeline it runs:
  * options → read → validate → plan (compare with the database) →
- * apply (one transaction) → report.
+ * apply (one transaction) → report. Each section is a foldable region:
+ *
+ * - Errors: each kind maps to one exit status
+ * - Options: one table ({@linkcode OPTIONS}) builds the help, the parser and the defaults
+ * - Read: the users file as text, then JSON
+ * - Validate: one valibot schema per user, which `users.schema.json` is generated from
+ * - Plan: what to write, compared with the database, without I/O ({@linkcode planChanges})
+ * - Passwords: Argon2 hashing and verifying, and the no-change fast path's state
+ * - Stores: one interface; the columns and statements written once, each backend a dialect and a runner
+ * - Apply: {@linkcode syncUsers}, one transaction in named steps
+ * - Report: the text and JSON logs, progress, the summary
+ * - Main: the command line, hash-password, signals, exit statuses
+ * - Helpers: leaf functions (the JSON scanner, the hidden prompt, cgroup probing, URL redaction)
  *
  * Runs as `node sync.ts` (Node.js 22.18 or newer strips the types) and as
  * `deno run sync.ts`; it therefore uses only erasable TypeScript and the
@@ -29,7 +41,7 @@ import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, parseToml, pos
 export const VERSION = "0.1.0";
 
 /** Exit statuses, as documented in the README. */
-export const EXIT = {
+const EXIT = {
   ok: 0,
   unexpected: 1,
   badInput: 2,
@@ -42,10 +54,10 @@ export const EXIT = {
 export const DEFAULT_USERS_FILE = "/etc/barycenter/users.json";
 
 /** Barycenter's own default database: `barycenter.db` in the working directory. */
-export const DEFAULT_DATABASE_URL = "sqlite://barycenter.db?mode=rwc";
+const DEFAULT_DATABASE_URL = "sqlite://barycenter.db?mode=rwc";
 
 /** Limits on input, so that a hostile or broken file fails clearly instead of exhausting the pod. */
-export const LIMITS = {
+const LIMITS = {
   /** Default of `--max-file-size`, in MiB. */
   fileMiB: 16,
   users: 100_000,
@@ -66,8 +78,7 @@ export const ARGON2_OPTIONS = {
   outputLen: 32,
 } as const;
 
-// ---------------------------------------------------------------------------
-// Errors: each kind maps to one exit status.
+// #region Errors: each kind maps to one exit status
 
 /** Bad command line: exit 2, nothing read from or written to a database. */
 export class UsageError extends Error {
@@ -86,7 +97,7 @@ export class InputError extends Error {
 }
 
 /** The database could not be reached or the transaction failed: exit 3, rolled back. */
-export class DatabaseError extends Error {
+class DatabaseError extends Error {
   override name = "DatabaseError";
   /** Whether a transaction had begun (and so was rolled back). */
   inTransaction: boolean;
@@ -95,9 +106,9 @@ export class DatabaseError extends Error {
     this.inTransaction = options.inTransaction ?? true;
   }
 }
+// #endregion
 
-// ---------------------------------------------------------------------------
-// Options
+// #region Options: one table, the parser, the database URL
 
 /** What a run is: a sync, a plan only, a plan that exits 4 on drift, or the file checked alone. */
 export type Mode = "sync" | "dry-run" | "check" | "validate";
@@ -207,7 +218,7 @@ type OptionName = keyof typeof OPTIONS;
 const MODE_SWITCHES = ["dry-run", "check", "validate"] as const;
 
 /** Text printed by `--help`: the usage, then {@linkcode OPTIONS}, then the exit statuses. */
-export const HELP = helpText();
+const HELP = helpText();
 
 function helpText(): string {
   const lines = [
@@ -310,7 +321,7 @@ export function parseOptions(args: string[], env: Env): Options {
  * The database URL in Barycenter's own order: option or environment, then
  * `[database] url` of the config file, then Barycenter's default.
  */
-export async function resolveDatabaseUrl(options: Options): Promise<string> {
+async function resolveDatabaseUrl(options: Options): Promise<string> {
   if (options.databaseUrl !== undefined) return options.databaseUrl;
   if (options.config === undefined) return DEFAULT_DATABASE_URL;
   let text: string;
@@ -334,16 +345,16 @@ export async function resolveDatabaseUrl(options: Options): Promise<string> {
   }
   return url;
 }
+// #endregion
 
-// ---------------------------------------------------------------------------
-// Read
+// #region Read: the users file, as text, then JSON
 
 /**
  * Reads the users file as UTF-8 text, at most `maxBytes` of it (a device or a
  * runaway file must not fill the pod's memory); throws {@linkcode InputError}
  * saying what to do.
  */
-export async function readUsersFile(path: string, maxBytes: number = LIMITS.fileMiB * 1024 * 1024): Promise<string> {
+async function readUsersFile(path: string, maxBytes: number = LIMITS.fileMiB * 1024 * 1024): Promise<string> {
   let bytes: Uint8Array;
   try {
     bytes = await readAtMost(path, maxBytes + 1);
@@ -456,7 +467,7 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
   for (const { offset, key } of scan.duplicateKeys) {
     const { line, column } = locate(offset);
     problems.push(
-      `line ${line}, column ${column}: key ${formatKey(key, "", true)} appears twice in one object; ` +
+      `line ${line}, column ${column}: key ${quoteKey(key)} appears twice in one object; ` +
         "JSON would keep only the last, so remove one",
     );
   }
@@ -476,194 +487,9 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
   if (problems.length > 0) throw invalid(problems);
   return data;
 }
+// #endregion
 
-/** Where a JSON text first goes wrong, and why, in words that never quote it. */
-export function locateJsonError(text: string): { offset: number; reason: string } {
-  return scanJson(text).error ?? { offset: text.length, reason: "no error found" };
-}
-
-/** Where a value stands in a JSON text: object keys and array indices from the root. */
-export type JsonPath = (string | number)[];
-
-/**
- * Scans JSON text without building values: the first syntax error (its
- * offset and a reason that never quotes the text), every key that appears
- * twice in one object, which JSON.parse would silently drop, and every number
- * that JSON.parse would not give back as written (see {@linkcode survivesJsonRoundTrip}),
- * with its place. It reads the whole text, whatever it holds: a check built on
- * it must not stop where the scan stops.
- */
-export function scanJson(text: string): {
-  error?: { offset: number; reason: string };
-  duplicateKeys: { offset: number; key: string }[];
-  inexactNumbers: { offset: number; path: JsonPath }[];
-} {
-  const duplicateKeys: { offset: number; key: string }[] = [];
-  const inexactNumbers: { offset: number; path: JsonPath }[] = [];
-  const result = (error?: { offset: number; reason: string }) => ({ error, duplicateKeys, inexactNumbers });
-  let i = 0;
-  const fail = (reason: string, at = i) => result({ offset: at, reason });
-  const skipSpace = () => {
-    while (i < text.length && " \t\n\r".includes(text[i])) i++;
-  };
-  // Sticky, so that it matches at i over the rest of the text: a number may be any length.
-  const number = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  // An explicit stack instead of recursion: deeply nested input cannot overflow it.
-  // An object's entry holds the keys seen in it so far and the current one; an array's, the current index.
-  const stack: ({ index: number } | { keys: Set<string>; key: string })[] = [];
-  const path = (): JsonPath => stack.map((entry) => "index" in entry ? entry.index : entry.key);
-  type State = "value" | "afterValue" | "key";
-  let state: State = "value";
-  while (true) {
-    skipSpace();
-    if (i >= text.length) {
-      return stack.length === 0 && state === "afterValue" ? result() : fail("unexpected end of input");
-    }
-    const c = text[i];
-    if (state === "key") {
-      if (c !== '"') return fail("expected a property name in double quotes");
-      const end = scanString(text, i);
-      if (typeof end !== "number") return result(end);
-      const key = JSON.parse(text.slice(i, end)) as string;
-      const object = stack.at(-1) as { keys: Set<string>; key: string };
-      if (object.keys.has(key)) duplicateKeys.push({ offset: i, key });
-      object.keys.add(key);
-      object.key = key;
-      i = end;
-      skipSpace();
-      if (i >= text.length) return fail("unexpected end of input");
-      if (text[i] !== ":") return fail("expected ':' after a property name");
-      i++;
-      state = "value";
-      continue;
-    }
-    if (state === "value") {
-      if (c === "{" || c === "[") {
-        stack.push(c === "{" ? { keys: new Set(), key: "" } : { index: 0 });
-        i++;
-        skipSpace();
-        if (text[i] === (c === "{" ? "}" : "]")) {
-          stack.pop();
-          i++;
-          state = "afterValue";
-        } else {
-          state = c === "{" ? "key" : "value";
-        }
-        continue;
-      }
-      if (c === '"') {
-        const end = scanString(text, i);
-        if (typeof end !== "number") return result(end);
-        i = end;
-      } else if (c === "-" || (c >= "0" && c <= "9")) {
-        number.lastIndex = i;
-        const match = number.exec(text);
-        if (!match) return fail("invalid number");
-        if (!survivesJsonRoundTrip(match[0])) inexactNumbers.push({ offset: i, path: path() });
-        i += match[0].length;
-      } else if (text.startsWith("true", i)) i += 4;
-      else if (text.startsWith("false", i)) i += 5;
-      else if (text.startsWith("null", i)) i += 4;
-      else return fail("unexpected character where a value should be");
-      state = "afterValue";
-      continue;
-    }
-    // state === "afterValue"
-    const top = stack.at(-1);
-    if (top === undefined) return fail("unexpected data after the end of the JSON value");
-    if (c === ",") {
-      i++;
-      if ("index" in top) top.index++;
-      state = "index" in top ? "value" : "key";
-      skipSpace();
-      if (text[i] === "]" || text[i] === "}") return fail("trailing comma");
-    } else if (("index" in top && c === "]") || (!("index" in top) && c === "}")) {
-      stack.pop();
-      i++;
-    } else {
-      return fail("index" in top ? "expected ',' or ']'" : "expected ',' or '}'");
-    }
-  }
-}
-
-/**
- * Whether a JSON number, as written, means exactly the number that
- * JSON.stringify gives back after JSON.parse: `1.0` and `1e3` do (`1`,
- * `1000`); `1e999` (null), `-0` (0) and `12345678901234567890`
- * (12345678901234567000, past a double's 17 significant digits) do not.
- * The two texts are compared as exact decimals, so only the spelling may differ.
- */
-export function survivesJsonRoundTrip(source: string): boolean {
-  const back = JSON.stringify(Number(source));
-  return back === source || exactDecimal(back) === exactDecimal(source);
-}
-
-/** A JSON number's exact value as `digits e exponent`, without redundant zeros; `-0` stays apart from `0`. */
-function exactDecimal(text: string): string | undefined {
-  const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
-  if (!match) return undefined; // "null": the number had no JSON value
-  const [, sign, whole, fraction = "", exponent = "0"] = match;
-  const digits = (whole + fraction).replace(/^0+/, "");
-  if (digits === "") return `${sign}0`;
-  let end = digits.length; // trailing zeros counted by hand: /0+$/ backtracks quadratically on long runs of zeros
-  while (digits[end - 1] === "0") end--;
-  return `${sign}${digits.slice(0, end)}e${Number(exponent) - fraction.length + digits.length - end}`;
-}
-
-function scanString(text: string, start: number): number | { offset: number; reason: string } {
-  let i = start + 1;
-  while (i < text.length) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22) return i + 1;
-    if (c < 0x20) return { offset: i, reason: "control character (such as a raw line break) inside a string" };
-    if (c === 0x5c) {
-      const e = text[i + 1];
-      if (e === "u") {
-        if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) {
-          return { offset: i, reason: "invalid \\u escape in a string" };
-        }
-        i += 6;
-        continue;
-      }
-      if (e === undefined || !'"\\/bfnrt'.includes(e)) return { offset: i, reason: "invalid escape in a string" };
-      i += 2;
-      continue;
-    }
-    i++;
-  }
-  return { offset: start, reason: "unterminated string" };
-}
-
-/** 1-based line and column of a UTF-16 offset. */
-export function lineAndColumn(text: string, offset: number): { line: number; column: number } {
-  let line = 1;
-  let lineStart = 0;
-  for (let i = 0; i < offset && i < text.length; i++) {
-    if (text[i] === "\n") {
-      line++;
-      lineStart = i + 1;
-    }
-  }
-  return { line, column: offset - lineStart + 1 };
-}
-
-/** {@linkcode lineAndColumn} for many offsets of one text: its line starts are found once. */
-function lineLocator(text: string): (offset: number) => { line: number; column: number } {
-  const starts = [0];
-  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
-  return (offset) => {
-    let [low, high] = [0, starts.length - 1];
-    while (low < high) {
-      const middle = (low + high + 1) >> 1;
-      if (starts[middle] <= offset) low = middle;
-      else high = middle - 1;
-    }
-    return { line: low + 1, column: offset - starts[low] + 1 };
-  };
-}
-
-// ---------------------------------------------------------------------------
-// Validate
+// #region Validate: the users, by one valibot schema
 //
 // One language: each rule of a user is a valibot action in the schema below, and
 // `@valibot/to-json-schema` carries it into `users.schema.json`. A `check` stands
@@ -761,7 +587,7 @@ function argon2idPhcPattern(
  *   (Barycenter and `hash-password` write 32).
  * - salt and hash in canonical base64 ({@linkcode isCanonicalBase64}).
  */
-export const PHC_ARGON2ID = new RegExp(
+const PHC_ARGON2ID = new RegExp(
   argon2idPhcPattern(() => "([1-9]\\d{0,9})", (min, max) => `([A-Za-z0-9+/]{${min},${max}})`),
 );
 
@@ -817,7 +643,7 @@ export function argon2CostProblem(hash: string): string | undefined {
 }
 
 /** How deep a property value may nest: OIDC claims are shallow, and deeper input is an attack. */
-export const MAX_PROPERTY_DEPTH = 32;
+const MAX_PROPERTY_DEPTH = 32;
 
 // valibot's record skips these keys silently; a claim must never vanish without a word.
 const RESERVED_KEYS = ["__proto__", "prototype", "constructor"];
@@ -1211,7 +1037,7 @@ function userProblems(list: unknown[]): Problem[] {
   list.forEach((user, index) => {
     if (!isPlainObject(user)) return;
     const at = (path: string, message: string) => problems.push({ index, path: `users[${index}]${path}`, message });
-    const who = typeof user.username === "string" ? ` (user ${formatKey(user.username, "", true)})` : "";
+    const who = typeof user.username === "string" ? ` (user ${quoteKey(user.username)})` : "";
     const given = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
     if (given.length === 0) {
       at(".password", "is required (or password_hash, password_file, password_env)");
@@ -1220,12 +1046,12 @@ function userProblems(list: unknown[]): Problem[] {
     }
     for (const key of Object.keys(user)) {
       if (!USER_FIELDS.includes(key)) {
-        at(formatKey(key, "."), `unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
+        at(formatKey(key, { dot: true }), `unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
       }
     }
     if (isPlainObject(user.properties)) {
       for (const [key, value] of Object.entries(user.properties)) {
-        const place = `.properties${formatKey(key, ".")}`;
+        const place = `.properties${formatKey(key, { dot: true })}`;
         if (RESERVED_KEYS.includes(key)) {
           at(place, `the property names ${RESERVED_KEYS.join(", ")} are not supported`);
         } else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) {
@@ -1271,14 +1097,21 @@ function depthExceeds(value: unknown, limit: number): boolean {
 }
 
 function formatPathKey(key: unknown): string {
-  return typeof key === "number" ? `[${key}]` : formatKey(String(key), ".");
+  return typeof key === "number" ? `[${key}]` : formatKey(String(key), { dot: true });
 }
 
-/** A key as a path segment (`.name` or `["odd key"]`), or quoted alone; long keys are cut. */
-function formatKey(key: string, dot = "", quoted = false): string {
+/** A key, or a name, in double quotes, cut after 64 characters: for a message that names it alone. */
+function quoteKey(key: string): string {
+  return JSON.stringify(key.length > 64 ? key.slice(0, 64) + "…" : key);
+}
+
+/**
+ * A key as a path segment: `name` (`.name` with `dot`, after a parent) when it
+ * is an identifier, else `["odd key"]`; cut after 64 characters.
+ */
+function formatKey(key: string, options: { dot?: boolean } = {}): string {
   const shown = key.length > 64 ? key.slice(0, 64) + "…" : key;
-  if (quoted) return JSON.stringify(shown);
-  return /^[A-Za-z_$][\w$]*$/.test(shown) ? dot + shown : `[${JSON.stringify(shown)}]`;
+  return /^[A-Za-z_$][\w$]*$/.test(shown) ? (options.dot ? "." : "") + shown : `[${JSON.stringify(shown)}]`;
 }
 
 /**
@@ -1288,7 +1121,7 @@ function formatKey(key: string, dot = "", quoted = false): string {
  * password rules. Relative paths are relative to the users file. Problems name
  * the user and the path or variable, never the content.
  */
-export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): Promise<UserSpec[]> {
+async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): Promise<UserSpec[]> {
   const problems: Problem[] = [];
   const resolved = await Promise.all(specs.map(async (spec, index): Promise<UserSpec> => {
     const { password_file, password_env, ...rest } = spec;
@@ -1335,9 +1168,9 @@ export async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: str
   if (problems.length > 0) throw invalidUsers(problems);
   return resolved;
 }
+// #endregion
 
-// ---------------------------------------------------------------------------
-// Plan: compare the file with what the database holds
+// #region Plan: compare the file with what the database holds
 
 /** A column's value in JavaScript: text, or a number for `bigint` (0/1 flags, Unix seconds). */
 type ColumnValue<C> =
@@ -1469,7 +1302,7 @@ function changedProperties(spec: UserSpec, current: StoredUser | undefined, now:
 }
 
 /** Barycenter's subject: 24 random bytes, base64url without padding (32 characters). */
-export function randomSubject(): string {
+function randomSubject(): string {
   return randomBytes(24).toString("base64url");
 }
 
@@ -1493,6 +1326,10 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+// #endregion
+
+// #region Passwords: Argon2 hashing and verifying, and the no-change fast path
+
 /** Argon2id hash with Barycenter's parameters, on the binding's thread pool. */
 export function hashPassword(password: string): Promise<string> {
   return argon2Hash(password, ARGON2_OPTIONS);
@@ -1505,7 +1342,7 @@ export function hashPassword(password: string): Promise<string> {
  * does one that would cost more than {@linkcode ARGON2_HASH_LIMITS} to verify
  * (Barycenter's admin API stores any Argon2 string), which is never verified.
  */
-export async function verifyPasswords(
+async function verifyPasswords(
   specs: UserSpec[],
   stored: Map<string, StoredUser>,
   work: Argon2Work = DEFAULT_ARGON2_WORK,
@@ -1522,7 +1359,7 @@ export async function verifyPasswords(
 }
 
 /** Hashes the passwords the plan needs, in parallel, and returns complete rows. */
-export async function hashPlannedUsers(
+async function hashPlannedUsers(
   users: PlannedUser[],
   work: Argon2Work = DEFAULT_ARGON2_WORK,
 ): Promise<UserRow[]> {
@@ -1571,8 +1408,6 @@ const noProgress: Progress = () => () => {};
 
 /** Libuv's default thread pool, silent: for callers that size nothing. */
 const DEFAULT_ARGON2_WORK: Argon2Work = { concurrency: 4, progress: noProgress };
-
-// ---------------------------------------------------------------------------
 // The no-change fast path
 //
 // The sync keeps one row per users file in a table of its own. One Argon2id
@@ -1611,7 +1446,7 @@ const byUsername = (a: { username: string }, b: { username: string }) =>
   a.username < b.username ? -1 : a.username > b.username ? 1 : 0;
 
 /** The state's key: SHA-256 of the file's usernames, sorted. */
-export function stateKey(specs: UserSpec[]): string {
+function stateKey(specs: UserSpec[]): string {
   const names = specs.map((s) => s.username).sort();
   return createHash("sha256").update(JSON.stringify(names)).digest("hex");
 }
@@ -1711,7 +1546,7 @@ export interface StateProof {
  * What the stored state proves about the file's passwords. One Argon2
  * computation in all, none when there is no state in this version's format.
  */
-export async function stateProvesPasswords(
+async function stateProvesPasswords(
   specs: UserSpec[],
   stored: Map<string, StoredUser>,
   state: SyncState | undefined,
@@ -1724,9 +1559,9 @@ export async function stateProvesPasswords(
   if (!timingSafeEqual(stateMac(key.key, "hashes_digest", digest), sealed.mac)) return { proves: false, key };
   return { proves: true, digest, key };
 }
+// #endregion
 
-// ---------------------------------------------------------------------------
-// Stores: one small interface, one implementation per backend
+// #region Stores: one interface, one SQL, a dialect and a runner per backend
 
 /** The tables the sync writes to: Barycenter's two, and its own state. */
 export type TableName = "users" | "properties" | "user_sync_state";
@@ -1800,7 +1635,7 @@ const DEFAULT_STORE_OPTIONS: StoreOptions = {
  * touches: initial columns only, so that Barycenter's later migrations
  * (which `ALTER TABLE ... ADD COLUMN`) still apply cleanly. Plus the tool's own.
  */
-export const CREATE_TABLE: Record<TableName, string> = {
+const CREATE_TABLE: Record<TableName, string> = {
   users: `CREATE TABLE IF NOT EXISTS "users" (
   "subject" varchar NOT NULL PRIMARY KEY,
   "username" varchar NOT NULL UNIQUE,
@@ -2104,7 +1939,7 @@ function sqliteBusy(error: unknown): boolean {
  * `BEGIN IMMEDIATE`, a busy timeout, and `json_each` batches (SQLite has no
  * arrays to bind, so each batch is one JSON parameter).
  */
-export class SqliteStore implements Store {
+class SqliteStore implements Store {
   #location: SqliteLocation;
   #options: StoreOptions;
   #db: SqliteDatabase | undefined;
@@ -2290,7 +2125,7 @@ function storedUsers(rows: Iterable<Record<string, unknown>>): Map<string, Store
 }
 
 /** PostgreSQL through the `postgres` package: one connection, an advisory lock, a watchdog on every statement. */
-export class PostgresStore implements Store {
+class PostgresStore implements Store {
   #sql: ReturnType<typeof postgres>;
   #secrets: string[];
   #options: StoreOptions;
@@ -2523,37 +2358,9 @@ function isTransientConnectError(error: unknown): boolean {
     "CONNECTION_DESTROYED",
   ].includes(code);
 }
+// #endregion
 
-/**
- * The password of a database URL, and the pieces a malformed URL could split
- * it into, for redaction. Pieces shorter than 4 characters are left: they
- * would blank out ordinary words.
- */
-function urlSecrets(url: string): string[] {
-  const rest = url.replace(/^[a-z]+:\/*/i, "");
-  const at = rest.lastIndexOf("@");
-  if (at < 0) return [];
-  const colon = rest.indexOf(":");
-  if (colon < 0 || colon > at) return [];
-  const password = rest.slice(colon + 1, at);
-  let decoded = password;
-  try {
-    decoded = decodeURIComponent(password);
-  } catch { /* kept as written */ }
-  // The driver splits hosts at "," and ports at ":" as well.
-  const pieces = [password, decoded, ...password.split(/[/?#@,:]/)];
-  return [...new Set(pieces)].filter((piece) => piece.length >= 4).sort((a, b) => b.length - a.length);
-}
-
-/** A driver's error in one line: its message and code, which name no parameter values. */
-function describeDriverError(error: unknown): string {
-  if (error instanceof postgres.PostgresError) return `${error.message} (SQLSTATE ${error.code})`;
-  const { code, message } = error as { code?: string; message?: string };
-  return [message, code && !String(message).includes(code) ? `(${code})` : ""].filter(Boolean).join(" ");
-}
-
-// ---------------------------------------------------------------------------
-// Apply: the whole file in one transaction
+// #region Apply: the whole file in one transaction, in named steps
 
 /** The outcome of a sync: what happened to each user. */
 export interface SyncResult {
@@ -2673,9 +2480,9 @@ async function recordState(
   const key = passwords.proof.key ?? await pairsKey(specs);
   await tx.writeState(sealState(stateKey(specs), key, digest, now));
 }
+// #endregion
 
-// ---------------------------------------------------------------------------
-// Report
+// #region Report: logs, progress, the summary
 
 /** Where the tool writes: one line per call. */
 export interface Output {
@@ -2703,7 +2510,7 @@ const ANSI = { red: 31, green: 32, yellow: 33, cyan: 36, dim: 2, bold: 1 } as co
  * Colour for a terminal: on only when the stream is a terminal and
  * `NO_COLOR` is unset or empty (no-color.org), never in JSON.
  */
-export function colorFor(
+function colorFor(
   env: Env,
   streams: { stdout?: boolean; stderr?: boolean },
 ): { stdout: boolean; stderr: boolean } {
@@ -2782,7 +2589,7 @@ const PROGRESS_THRESHOLD = 250;
  * Progress for large Argon2 batches: a line rewritten in place on a terminal,
  * or a log line every few seconds when the output is a log.
  */
-export function createProgress(log: Logger, terminal: { write(text: string): void } | undefined): Progress {
+function createProgress(log: Logger, terminal: { write(text: string): void } | undefined): Progress {
   return (label, total) => {
     if (total < PROGRESS_THRESHOLD) return () => {};
     let done = 0;
@@ -2818,7 +2625,7 @@ export function createProgress(log: Logger, terminal: { write(text: string): voi
  * Logs one line per created or updated user (and, for a plan, per unchanged
  * user too), then the summary. Returns whether anything changes.
  */
-export function reportResult(result: SyncResult, log: Logger, check = false): boolean {
+function reportResult(result: SyncResult, log: Logger, check = false): boolean {
   const verb = result.dryRun
     ? { create: "would create", update: "would update", unchanged: "unchanged" }
     : { create: "created", update: "updated", unchanged: "unchanged" };
@@ -2847,12 +2654,12 @@ export function reportResult(result: SyncResult, log: Logger, check = false): bo
   });
   return drift;
 }
+// #endregion
 
-// ---------------------------------------------------------------------------
-// Main
+// #region Main: the command line, signals, exit statuses
 
 /** Runs the tool with `args` and returns its exit status. */
-export async function main(args: string[], env: Env, output: Output = processOutput): Promise<number> {
+async function main(args: string[], env: Env, output: Output = processOutput): Promise<number> {
   const started = performance.now();
   let options: Options;
   try {
@@ -2951,68 +2758,6 @@ async function hashPasswordCommand(
 }
 
 /**
- * Asks for lines on a terminal without echoing them. Keys typed ahead of a
- * prompt are kept for it. Ctrl-C ends the process with 130. Bytes that are not
- * UTF-8 reject the prompt.
- */
-function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<string> {
-  let pending = "";
-  // One streaming decoder for every read of every prompt: a terminal may deliver one character's bytes in
-  // several reads, and decoding each read alone turns the pieces into U+FFFD, the hash of another password.
-  const decoder = new TextDecoder("utf-8", { fatal: true });
-  return (prompt) => {
-    // Raw mode first: a key typed the moment the prompt shows must not be echoed.
-    input.setRawMode(true);
-    process.stderr.write(prompt);
-    return new Promise((resolve, reject) => {
-      let typed = "";
-      const take = (text: string): boolean => {
-        for (let i = 0; i < text.length; i++) {
-          const char = text[i];
-          if (char === "\u0003") {
-            input.setRawMode(false);
-            process.stderr.write("\n");
-            process.exit(130);
-          } else if (char === "\r" || char === "\n" || char === "\u0004") {
-            pending = text.slice(i + 1);
-            input.setRawMode(false);
-            input.pause();
-            input.off("data", onData);
-            process.stderr.write("\n");
-            resolve(typed);
-            return true;
-          } else if (char === "\u007f" || char === "\b") {
-            typed = [...typed].slice(0, -1).join("");
-          } else {
-            typed += char;
-          }
-        }
-        return false;
-      };
-      const onData = (data: Uint8Array) => {
-        let text: string;
-        try {
-          text = decoder.decode(data, { stream: true });
-        } catch (error) {
-          input.setRawMode(false);
-          input.pause();
-          input.off("data", onData);
-          process.stderr.write("\n");
-          reject(error);
-          return;
-        }
-        take(text);
-      };
-      const leftover = pending;
-      pending = "";
-      if (take(leftover)) return;
-      input.on("data", onData);
-      input.resume();
-    });
-  };
-}
-
-/**
  * From now until `stop`, SIGTERM (a pod being deleted) or SIGINT ends the
  * process within a moment with 128 + the signal's number, whatever the run is
  * doing: reading a file, connecting, waiting for a lock, hashing, writing.
@@ -3093,10 +2838,289 @@ function reportFailure(error: unknown, log: Logger): number {
 }
 
 /**
+ * Sizes libuv's thread pool, on which the Argon2 binding runs, to
+ * {@linkcode argon2Threads}. It must happen before the pool's first use (the
+ * users file is the first read); an explicit UV_THREADPOOL_SIZE wins. Deno
+ * has no libuv pool (and gates reading the variable), so only the number of
+ * computations in flight is set there. Returns how many computations to
+ * keep running at once.
+ */
+function sizeThreadPool(): number {
+  if ("deno" in process.versions) return argon2Threads();
+  const explicit = Number(process.env.UV_THREADPOOL_SIZE);
+  const threads = explicit > 0 ? explicit : argon2Threads();
+  process.env.UV_THREADPOOL_SIZE = String(threads);
+  return threads;
+}
+
+const processOutput: Output = {
+  stdout: (line) => process.stdout.write(line + "\n"),
+  stderr: (line) => process.stderr.write(line + "\n"),
+};
+// #endregion
+
+// #region Helpers
+//
+// Leaf functions the pipeline above calls: each stands alone, and none calls back into it.
+
+// The JSON scanner: finds what JSON.parse does not say, without quoting the text.
+
+/** Where a JSON text first goes wrong, and why, in words that never quote it. */
+export function locateJsonError(text: string): { offset: number; reason: string } {
+  return scanJson(text).error ?? { offset: text.length, reason: "no error found" };
+}
+
+/** Where a value stands in a JSON text: object keys and array indices from the root. */
+export type JsonPath = (string | number)[];
+
+/**
+ * Scans JSON text without building values: the first syntax error (its
+ * offset and a reason that never quotes the text), every key that appears
+ * twice in one object, which JSON.parse would silently drop, and every number
+ * that JSON.parse would not give back as written (see {@linkcode survivesJsonRoundTrip}),
+ * with its place. It reads the whole text, whatever it holds: a check built on
+ * it must not stop where the scan stops.
+ */
+export function scanJson(text: string): {
+  error?: { offset: number; reason: string };
+  duplicateKeys: { offset: number; key: string }[];
+  inexactNumbers: { offset: number; path: JsonPath }[];
+} {
+  const duplicateKeys: { offset: number; key: string }[] = [];
+  const inexactNumbers: { offset: number; path: JsonPath }[] = [];
+  const result = (error?: { offset: number; reason: string }) => ({ error, duplicateKeys, inexactNumbers });
+  let i = 0;
+  const fail = (reason: string, at = i) => result({ offset: at, reason });
+  const skipSpace = () => {
+    while (i < text.length && " \t\n\r".includes(text[i])) i++;
+  };
+  // Sticky, so that it matches at i over the rest of the text: a number may be any length.
+  const number = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  // An explicit stack instead of recursion: deeply nested input cannot overflow it.
+  // An object's entry holds the keys seen in it so far and the current one; an array's, the current index.
+  const stack: ({ index: number } | { keys: Set<string>; key: string })[] = [];
+  const path = (): JsonPath => stack.map((entry) => "index" in entry ? entry.index : entry.key);
+  type State = "value" | "afterValue" | "key";
+  let state: State = "value";
+  while (true) {
+    skipSpace();
+    if (i >= text.length) {
+      return stack.length === 0 && state === "afterValue" ? result() : fail("unexpected end of input");
+    }
+    const c = text[i];
+    if (state === "key") {
+      if (c !== '"') return fail("expected a property name in double quotes");
+      const end = scanString(text, i);
+      if (typeof end !== "number") return result(end);
+      const key = JSON.parse(text.slice(i, end)) as string;
+      const object = stack.at(-1) as { keys: Set<string>; key: string };
+      if (object.keys.has(key)) duplicateKeys.push({ offset: i, key });
+      object.keys.add(key);
+      object.key = key;
+      i = end;
+      skipSpace();
+      if (i >= text.length) return fail("unexpected end of input");
+      if (text[i] !== ":") return fail("expected ':' after a property name");
+      i++;
+      state = "value";
+      continue;
+    }
+    if (state === "value") {
+      if (c === "{" || c === "[") {
+        stack.push(c === "{" ? { keys: new Set(), key: "" } : { index: 0 });
+        i++;
+        skipSpace();
+        if (text[i] === (c === "{" ? "}" : "]")) {
+          stack.pop();
+          i++;
+          state = "afterValue";
+        } else {
+          state = c === "{" ? "key" : "value";
+        }
+        continue;
+      }
+      if (c === '"') {
+        const end = scanString(text, i);
+        if (typeof end !== "number") return result(end);
+        i = end;
+      } else if (c === "-" || (c >= "0" && c <= "9")) {
+        number.lastIndex = i;
+        const match = number.exec(text);
+        if (!match) return fail("invalid number");
+        if (!survivesJsonRoundTrip(match[0])) inexactNumbers.push({ offset: i, path: path() });
+        i += match[0].length;
+      } else if (text.startsWith("true", i)) i += 4;
+      else if (text.startsWith("false", i)) i += 5;
+      else if (text.startsWith("null", i)) i += 4;
+      else return fail("unexpected character where a value should be");
+      state = "afterValue";
+      continue;
+    }
+    // state === "afterValue"
+    const top = stack.at(-1);
+    if (top === undefined) return fail("unexpected data after the end of the JSON value");
+    if (c === ",") {
+      i++;
+      if ("index" in top) top.index++;
+      state = "index" in top ? "value" : "key";
+      skipSpace();
+      if (text[i] === "]" || text[i] === "}") return fail("trailing comma");
+    } else if (("index" in top && c === "]") || (!("index" in top) && c === "}")) {
+      stack.pop();
+      i++;
+    } else {
+      return fail("index" in top ? "expected ',' or ']'" : "expected ',' or '}'");
+    }
+  }
+}
+
+/**
+ * Whether a JSON number, as written, means exactly the number that
+ * JSON.stringify gives back after JSON.parse: `1.0` and `1e3` do (`1`,
+ * `1000`); `1e999` (null), `-0` (0) and `12345678901234567890`
+ * (12345678901234567000, past a double's 17 significant digits) do not.
+ * The two texts are compared as exact decimals, so only the spelling may differ.
+ */
+export function survivesJsonRoundTrip(source: string): boolean {
+  const back = JSON.stringify(Number(source));
+  return back === source || exactDecimal(back) === exactDecimal(source);
+}
+
+/** A JSON number's exact value as `digits e exponent`, without redundant zeros; `-0` stays apart from `0`. */
+function exactDecimal(text: string): string | undefined {
+  const match = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!match) return undefined; // "null": the number had no JSON value
+  const [, sign, whole, fraction = "", exponent = "0"] = match;
+  const digits = (whole + fraction).replace(/^0+/, "");
+  if (digits === "") return `${sign}0`;
+  let end = digits.length; // trailing zeros counted by hand: /0+$/ backtracks quadratically on long runs of zeros
+  while (digits[end - 1] === "0") end--;
+  return `${sign}${digits.slice(0, end)}e${Number(exponent) - fraction.length + digits.length - end}`;
+}
+
+function scanString(text: string, start: number): number | { offset: number; reason: string } {
+  let i = start + 1;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) return i + 1;
+    if (c < 0x20) return { offset: i, reason: "control character (such as a raw line break) inside a string" };
+    if (c === 0x5c) {
+      const e = text[i + 1];
+      if (e === "u") {
+        if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) {
+          return { offset: i, reason: "invalid \\u escape in a string" };
+        }
+        i += 6;
+        continue;
+      }
+      if (e === undefined || !'"\\/bfnrt'.includes(e)) return { offset: i, reason: "invalid escape in a string" };
+      i += 2;
+      continue;
+    }
+    i++;
+  }
+  return { offset: start, reason: "unterminated string" };
+}
+
+/** 1-based line and column of a UTF-16 offset. */
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    if (text[i] === "\n") {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, column: offset - lineStart + 1 };
+}
+
+/** {@linkcode lineAndColumn} for many offsets of one text: its line starts are found once. */
+function lineLocator(text: string): (offset: number) => { line: number; column: number } {
+  const starts = [0];
+  for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) starts.push(i + 1);
+  return (offset) => {
+    let [low, high] = [0, starts.length - 1];
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (starts[middle] <= offset) low = middle;
+      else high = middle - 1;
+    }
+    return { line: low + 1, column: offset - starts[low] + 1 };
+  };
+}
+
+// The hidden prompt of hash-password.
+
+/**
+ * Asks for lines on a terminal without echoing them. Keys typed ahead of a
+ * prompt are kept for it. Ctrl-C ends the process with 130. Bytes that are not
+ * UTF-8 reject the prompt.
+ */
+function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<string> {
+  let pending = "";
+  // One streaming decoder for every read of every prompt: a terminal may deliver one character's bytes in
+  // several reads, and decoding each read alone turns the pieces into U+FFFD, the hash of another password.
+  const decoder = new TextDecoder("utf-8", { fatal: true });
+  return (prompt) => {
+    // Raw mode first: a key typed the moment the prompt shows must not be echoed.
+    input.setRawMode(true);
+    process.stderr.write(prompt);
+    return new Promise((resolve, reject) => {
+      let typed = "";
+      const take = (text: string): boolean => {
+        for (let i = 0; i < text.length; i++) {
+          const char = text[i];
+          if (char === "\u0003") {
+            input.setRawMode(false);
+            process.stderr.write("\n");
+            process.exit(130);
+          } else if (char === "\r" || char === "\n" || char === "\u0004") {
+            pending = text.slice(i + 1);
+            input.setRawMode(false);
+            input.pause();
+            input.off("data", onData);
+            process.stderr.write("\n");
+            resolve(typed);
+            return true;
+          } else if (char === "\u007f" || char === "\b") {
+            typed = [...typed].slice(0, -1).join("");
+          } else {
+            typed += char;
+          }
+        }
+        return false;
+      };
+      const onData = (data: Uint8Array) => {
+        let text: string;
+        try {
+          text = decoder.decode(data, { stream: true });
+        } catch (error) {
+          input.setRawMode(false);
+          input.pause();
+          input.off("data", onData);
+          process.stderr.write("\n");
+          reject(error);
+          return;
+        }
+        take(text);
+      };
+      const leftover = pending;
+      pending = "";
+      if (take(leftover)) return;
+      input.on("data", onData);
+      input.resume();
+    });
+  };
+}
+
+// Cores and memory from the cgroup: how much Argon2 may run at once.
+
+/**
  * The cores this process may use: the machine's, capped by a cgroup CPU quota
  * (a Kubernetes `cpu` limit), rounded up. Under the chart's `cpu: 200m` that is 1.
  */
-export function usableCores(): number {
+function usableCores(): number {
   let cores = 4;
   try {
     cores = availableParallelism();
@@ -3131,26 +3155,37 @@ function readCgroup(file: string): string | undefined {
   }
 }
 
+// Database URLs and driver errors in messages: never a password.
+
 /**
- * Sizes libuv's thread pool, on which the Argon2 binding runs, to
- * {@linkcode argon2Threads}. It must happen before the pool's first use (the
- * users file is the first read); an explicit UV_THREADPOOL_SIZE wins. Deno
- * has no libuv pool (and gates reading the variable), so only the number of
- * computations in flight is set there. Returns how many computations to
- * keep running at once.
+ * The password of a database URL, and the pieces a malformed URL could split
+ * it into, for redaction. Pieces shorter than 4 characters are left: they
+ * would blank out ordinary words.
  */
-function sizeThreadPool(): number {
-  if ("deno" in process.versions) return argon2Threads();
-  const explicit = Number(process.env.UV_THREADPOOL_SIZE);
-  const threads = explicit > 0 ? explicit : argon2Threads();
-  process.env.UV_THREADPOOL_SIZE = String(threads);
-  return threads;
+function urlSecrets(url: string): string[] {
+  const rest = url.replace(/^[a-z]+:\/*/i, "");
+  const at = rest.lastIndexOf("@");
+  if (at < 0) return [];
+  const colon = rest.indexOf(":");
+  if (colon < 0 || colon > at) return [];
+  const password = rest.slice(colon + 1, at);
+  let decoded = password;
+  try {
+    decoded = decodeURIComponent(password);
+  } catch { /* kept as written */ }
+  // The driver splits hosts at "," and ports at ":" as well.
+  const pieces = [password, decoded, ...password.split(/[/?#@,:]/)];
+  return [...new Set(pieces)].filter((piece) => piece.length >= 4).sort((a, b) => b.length - a.length);
 }
 
-const processOutput: Output = {
-  stdout: (line) => process.stdout.write(line + "\n"),
-  stderr: (line) => process.stderr.write(line + "\n"),
-};
+/** A driver's error in one line: its message and code, which name no parameter values. */
+function describeDriverError(error: unknown): string {
+  if (error instanceof postgres.PostgresError) return `${error.message} (SQLSTATE ${error.code})`;
+  const { code, message } = error as { code?: string; message?: string };
+  return [message, code && !String(message).includes(code) ? `(${code})` : ""].filter(Boolean).join(" ");
+}
+
+// #endregion
 
 function isMainModule(): boolean {
   const meta = import.meta as ImportMeta & { main?: boolean };
