@@ -30,9 +30,11 @@ node_base=docker.io/library/node:24-bookworm-slim
 distroless_base=gcr.io/distroless/nodejs24-debian12:nonroot
 # The machine's own Debian mirror, as its apt sources name it (deb822 or one-line format), unless given.
 apt_mirror() {
-  { grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
-    grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}'
-  } | grep -v -- '-security' | head -1
+  # Every grep may find nothing (or no such file): that is no error here, whatever pipefail says.
+  { grep -hsE '^URIs:' /etc/apt/sources.list.d/*.sources || true
+    grep -hsE '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list || true
+  } | awk '{ for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' |
+    { grep -v -- '-security' || true; } | head -1
 }
 debian_mirror=${DEBIAN_MIRROR:-$(apt_mirror)}
 
