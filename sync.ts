@@ -2638,11 +2638,13 @@ const DEFAULT_ADMIN = { username: "admin", password: "password123" } as const;
 
 /**
  * Whether Barycenter's `admin` is enabled with its default password: one
- * Argon2 verification, none when the file lists `admin` (the sync manages it)
- * or there is no `users` table to read.
+ * Argon2 verification, none when the file lists `admin` with a password it
+ * enforces (the sync has just made it the file's) or there is no `users`
+ * table to read. An `initial` password of `admin` keeps whatever is stored, the
+ * default password too, so it is still checked.
  */
 async function hasDefaultAdminPassword(tx: StoreTransaction, specs: UserSpec[], noTable: boolean): Promise<boolean> {
-  if (noTable || specs.some((s) => s.username === DEFAULT_ADMIN.username)) return false;
+  if (noTable || enforced(specs).some((s) => s.username === DEFAULT_ADMIN.username)) return false;
   const admin = (await tx.readUsers([DEFAULT_ADMIN.username], false)).get(DEFAULT_ADMIN.username);
   if (admin === undefined || admin.enabled !== 1 || !usableArgon2(admin.password_hash)) return false;
   return await argon2Verify(admin.password_hash, DEFAULT_ADMIN.password).catch(() => false);

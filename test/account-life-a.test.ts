@@ -201,6 +201,16 @@ for (const backend of backends) {
           const disabled = await runSync(["-f", file, "-d", db.url, "--check"]);
           assert.equal(disabled.code, 0, disabled.stdout + disabled.stderr);
           assert.doesNotMatch(disabled.stderr, /default admin/);
+          // Listed with an initial password, admin keeps the default one: still warned about.
+          await db.query("UPDATE users SET enabled = 1 WHERE username = 'admin'");
+          const initial = usersFile([
+            { username: "erin", password: "erin-password" },
+            { username: "admin", password: "a-real-admin-password", password_mode: "initial" },
+          ]);
+          const kept = await runSync(["-f", initial, "-d", db.url, "--check"]);
+          assert.equal(kept.code, 4);
+          assert.match(kept.stdout, /^unchanged admin \(password: initial, kept\)$/m);
+          assert.equal(count(kept.stderr, /^warning: Barycenter's default admin is live/), 1);
           // Enabled again but listed in the file with a real password: the sync replaces it.
           await db.query("UPDATE users SET enabled = 1 WHERE username = 'admin'");
           const listed = usersFile([
