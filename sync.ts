@@ -2887,9 +2887,14 @@ function reportResult(result: SyncResult, log: Logger, check = false): boolean {
       { code: "default_admin_password", user: "admin" },
     );
   }
-  const drift = counts.create + counts.update > 0 || waiting.length > 0 || result.defaultAdminPassword;
+  const differs = counts.create + counts.update > 0 || waiting.length > 0;
+  const drift = differs || result.defaultAdminPassword;
   const mode = check
-    ? (drift ? "check: the database differs from the file" : "check: the database matches the file")
+    ? (differs
+      ? "check: the database differs from the file"
+      : drift
+      ? "check: the database matches the file, but Barycenter's default admin password is live"
+      : "check: the database matches the file")
     : "dry run: nothing written";
   const summary = result.dryRun
     ? `users: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged (${mode})`

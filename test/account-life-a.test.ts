@@ -195,7 +195,12 @@ for (const backend of backends) {
           assert.equal(warnings[0].level, "warn");
           assert.match(String(warnings[0].msg), /list admin in the users file with a real password/);
           assert.doesNotMatch(run.stdout + run.stderr, /password123/);
-          assert.equal((await runSync(["-f", file, "-d", db.url, "--check"])).code, 4);
+          const check = await runSync(["-f", file, "-d", db.url, "--check"]);
+          assert.equal(check.code, 4);
+          assert.match(
+            check.stdout,
+            /\(check: the database matches the file, but Barycenter's default admin password is live\)$/m,
+          );
           // Disabled, it cannot log in: no warning, no drift.
           await db.query("UPDATE users SET enabled = 0 WHERE username = 'admin'");
           const disabled = await runSync(["-f", file, "-d", db.url, "--check"]);
