@@ -130,6 +130,8 @@ export interface Options {
   statementTimeoutSeconds: number;
   /** Largest users file accepted, in bytes. */
   maxFileBytes: number;
+  /** The `password_mode` of users that do not give one. */
+  passwordMode: PasswordMode;
   help: boolean;
   version: boolean;
 }
@@ -207,6 +209,14 @@ const OPTIONS = {
     value: "MIB",
     number: { default: LIMITS.fileMiB, min: 0.001 },
     help: [`largest users file accepted (default ${LIMITS.fileMiB})`],
+  },
+  "password-mode": {
+    value: "MODE",
+    help: [
+      "password_mode of users that give none: enforce (default: the",
+      "file's password is kept in force) or initial (set when the user",
+      "is created, then left to the user)",
+    ],
   },
   help: { short: "h", help: ["show this help"] },
   version: { short: "V", help: ["show the version"] },
@@ -300,6 +310,10 @@ export function parseOptions(args: string[], env: Env): Options {
   if (logFormat !== "text" && logFormat !== "json") {
     throw new UsageError(`--log-format must be "text" or "json"`);
   }
+  const passwordMode = text("password-mode") ?? "enforce";
+  if (passwordMode !== "enforce" && passwordMode !== "initial") {
+    throw new UsageError(`--password-mode must be "enforce" or "initial"`);
+  }
   const modes = MODE_SWITCHES.filter((mode) => values[mode] === true);
   if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} exclude each other`);
   return {
@@ -312,6 +326,7 @@ export function parseOptions(args: string[], env: Env): Options {
     waitSeconds: number("wait"),
     statementTimeoutSeconds: number("statement-timeout"),
     maxFileBytes: Math.floor(number("max-file-size") * 1024 * 1024),
+    passwordMode,
     help: values.help === true,
     version: values.version === true,
   };
@@ -519,8 +534,15 @@ export interface UserSpec {
   email?: string | null;
   enabled?: boolean;
   email_verified?: boolean;
+  /** `initial`: the password is set when the user is created (or its hash is unusable), then never changed. */
+  password_mode?: PasswordMode;
+  /** Barycenter's `requires_2fa` column (added by its migration `m20250107_000002`). */
+  requires_2fa?: boolean;
   properties?: Record<string, unknown>;
 }
+
+/** Whether the file's password stays in force (`enforce`) or is only a first password (`initial`). */
+export type PasswordMode = "enforce" | "initial";
 
 const PASSWORD_FIELDS = ["password", "password_hash", "password_file", "password_env"] as const;
 
@@ -850,6 +872,25 @@ export const UserSchema = v.pipe(
       email_verified: v.optional(
         v.pipe(FlagSchema, v.description("Whether the email is verified; new users default to false")),
       ),
+      password_mode: v.optional(
+        v.pipe(
+          v.union([v.literal("enforce"), v.literal("initial")], 'must be "enforce" or "initial"'),
+          v.description(
+            "enforce (the default, or --password-mode): the password is kept in force at every sync. initial: it " +
+              "is set when the user is created, or when the stored hash is not a usable Argon2id string, and " +
+              "otherwise never verified nor changed",
+          ),
+        ),
+      ),
+      requires_2fa: v.optional(
+        v.pipe(
+          FlagSchema,
+          v.description(
+            "Whether Barycenter requires a second factor at login (its requires_2fa column, which exists once " +
+              "Barycenter has started once); omitted: left as it is",
+          ),
+        ),
+      ),
       properties: v.optional(
         v.pipe(
           PropertiesSchema,
@@ -979,6 +1020,73 @@ export function validateUsers(data: unknown): UserSpec[] {
   if (Array.isArray(list)) problems.push(...userProblems(list));
   if (problems.length > 0 || !result.success) throw invalidUsers(problems);
   return result.output as UserSpec[];
+}
+
+/**
+ * The properties Barycenter puts into tokens and userinfo (`gather_claims`):
+ * scope `profile`, then scope `email`, where these two override the users columns.
+ */
+export const EMITTED_CLAIMS: readonly string[] = [
+  "preferred_username",
+  "name",
+  "given_name",
+  "family_name",
+  "nickname",
+  "picture",
+  "profile",
+  "website",
+  "gender",
+  "birthdate",
+  "zoneinfo",
+  "locale",
+  "updated_at",
+  "email",
+  "email_verified",
+];
+
+/** A warning about a valid file: something it asks that will not work as it may seem. */
+export interface FileWarning {
+  /** Stable, for log pipelines: `unemitted_claims`, `claim_overrides_column`. */
+  code: string;
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * What the claims of a valid file will not do in Barycenter: property names it
+ * never emits (stored all the same, for other readers of `properties`), and
+ * `properties.email` / `properties.email_verified` that differ from the user's
+ * own field, since the property wins in tokens. Names users and properties, never values.
+ */
+export function claimWarnings(specs: UserSpec[]): FileWarning[] {
+  const warnings: FileWarning[] = [];
+  const unemitted = new Set<string>();
+  for (const spec of specs) {
+    for (const key of Object.keys(spec.properties ?? {})) if (!EMITTED_CLAIMS.includes(key)) unemitted.add(key);
+  }
+  if (unemitted.size > 0) {
+    const names = [...unemitted].sort();
+    warnings.push({
+      code: "unemitted_claims",
+      message: `Barycenter never puts these properties into a token or userinfo (they are stored, for other ` +
+        `readers of properties): ${names.join(", ")}`,
+      fields: { properties: names },
+    });
+  }
+  for (const field of ["email", "email_verified"] as const) {
+    const users = specs.filter((s) =>
+      s.properties !== undefined && Object.hasOwn(s.properties, field) && s[field] !== undefined &&
+      !sameJson(JSON.stringify(s.properties[field]), s[field])
+    ).map((s) => s.username);
+    if (users.length === 0) continue;
+    warnings.push({
+      code: "claim_overrides_column",
+      message: `properties.${field} differs from ${field} for ${users.join(", ")}: the property wins in tokens and ` +
+        `userinfo; make them equal or drop one`,
+      fields: { field, users },
+    });
+  }
+  return warnings;
 }
 
 function invalid(problems: string[]): InputError {
@@ -1178,7 +1286,20 @@ type ColumnValue<C> =
   | (C extends { nullable: true } ? null : never);
 
 /** A `users` row to insert or update: one field per column of {@linkcode USER_COLUMNS}. */
-export type UserRow = { -readonly [K in keyof typeof USER_COLUMNS]: ColumnValue<(typeof USER_COLUMNS)[K]> };
+export type UserRow =
+  & {
+    -readonly [K in keyof typeof USER_COLUMNS as Later<K> extends true ? never : K]: ColumnValue<
+      (typeof USER_COLUMNS)[K]
+    >;
+  }
+  // A later column (`requires_2fa`) is there only once Barycenter's migration has added it.
+  & {
+    -readonly [K in keyof typeof USER_COLUMNS as Later<K> extends true ? K : never]?: ColumnValue<
+      (typeof USER_COLUMNS)[K]
+    >;
+  };
+
+type Later<K extends keyof typeof USER_COLUMNS> = (typeof USER_COLUMNS)[K] extends { later: true } ? true : false;
 
 /** A user as the database holds it, with the properties the sync may manage. */
 export type StoredUser = UserRow & {
@@ -1200,6 +1321,10 @@ export interface UserChange {
   action: "create" | "update" | "unchanged";
   /** Field names that change (`password`, `email`, `properties.name`, …); never values. */
   changes: string[];
+  /** Set for an existing `password_mode: "initial"` user whose stored password is left as it is. */
+  passwordKept?: true;
+  /** Fields the file gives whose column does not exist yet (`requires_2fa` before Barycenter's first start). */
+  pending?: string[];
 }
 
 /** A user row to write; `password` is set when the row needs a new hash. */
@@ -1226,9 +1351,13 @@ export function planChanges(
   passwordMatches: Map<string, boolean>,
   now: number,
   newSubject: () => string = randomSubject,
+  absentColumns: readonly string[] = [],
 ): Plan {
   const plan: Plan = { changes: [], users: [], properties: [] };
+  const columnFields = () => allColumnFields().filter(([field]) => !absentColumns.includes(field));
   for (const spec of specs) {
+    const pending = allColumnFields().map(([field]) => field)
+      .filter((field) => absentColumns.includes(field) && spec[field] !== undefined);
     const current = stored.get(spec.username);
     const properties = changedProperties(spec, current, now);
     plan.properties.push(...properties);
@@ -1251,6 +1380,7 @@ export function planChanges(
         username: spec.username,
         action: "create",
         changes: ["password", ...given, ...propertyChanges],
+        ...(pending.length > 0 ? { pending } : {}),
       });
       continue;
     }
@@ -1266,7 +1396,13 @@ export function planChanges(
     }
     if (rowChanges.length > 0) plan.users.push({ row, password: passwordChanged ? spec.password ?? null : null });
     const changes = [...rowChanges, ...propertyChanges];
-    plan.changes.push({ username: spec.username, action: changes.length > 0 ? "update" : "unchanged", changes });
+    plan.changes.push({
+      username: spec.username,
+      action: changes.length > 0 ? "update" : "unchanged",
+      changes,
+      ...(spec.password_mode === "initial" && !passwordChanged ? { passwordKept: true as const } : {}),
+      ...(pending.length > 0 ? { pending } : {}),
+    });
   }
   return plan;
 }
@@ -1281,12 +1417,13 @@ const COLUMN_FIELDS = {
   email: { store: (value: unknown) => value as string | null, initial: null },
   enabled: { store: Number, initial: 1 },
   email_verified: { store: Number, initial: 0 },
+  requires_2fa: { store: Number, initial: 0 },
 } as const satisfies { [K in keyof UserSpec & keyof UserRow]?: { store(value: unknown): unknown; initial: unknown } };
 
 type ColumnField = keyof typeof COLUMN_FIELDS;
 
 /** {@linkcode COLUMN_FIELDS} as entries, in order: the order of the changes a log line names. */
-function columnFields(): [ColumnField, { store(value: unknown): unknown; initial: unknown }][] {
+function allColumnFields(): [ColumnField, { store(value: unknown): unknown; initial: unknown }][] {
   return Object.entries(COLUMN_FIELDS) as [ColumnField, { store(value: unknown): unknown; initial: unknown }][];
 }
 
@@ -1347,7 +1484,7 @@ async function verifyPasswords(
   stored: Map<string, StoredUser>,
   work: Argon2Work = DEFAULT_ARGON2_WORK,
 ): Promise<Map<string, boolean>> {
-  const existing = specs.filter((spec) => spec.password !== undefined && stored.has(spec.username));
+  const existing = enforced(specs).filter((spec) => spec.password !== undefined && stored.has(spec.username));
   const tick = work.progress("verifying passwords", existing.length);
   const checks = await mapConcurrently(existing, work.concurrency, async (spec) => {
     const hash = stored.get(spec.username)!.password_hash;
@@ -1457,8 +1594,25 @@ function stateKey(specs: UserSpec[]): string {
  * hashes are compared directly, which costs nothing.
  */
 export function canonicalPairs(specs: UserSpec[]): string {
-  const plain = specs.filter((s) => s.password !== undefined);
+  const plain = enforced(specs).filter((s) => s.password !== undefined);
   return JSON.stringify(plain.sort(byUsername).map((s) => [s.username, s.password]));
+}
+
+/**
+ * The users whose file password is kept in force: not `password_mode: "initial"`,
+ * whose stored hash the sync leaves alone while it is usable, so it proves nothing
+ * and costs no Argon2.
+ */
+function enforced(specs: UserSpec[]): UserSpec[] {
+  return specs.filter((s) => s.password_mode !== "initial");
+}
+
+/**
+ * Whether a stored hash is an Argon2id PHC string Barycenter can verify, at a
+ * cost a `password_hash` may have: an `initial` password is kept only then.
+ */
+function usableArgon2(hash: string): boolean {
+  return isArgon2idPhc(hash) && hasCanonicalBase64(hash) && argon2CostProblem(hash) === undefined;
 }
 
 /** SHA-256 of the (username, password_hash) pairs, sorted by username. */
@@ -1555,7 +1709,7 @@ async function stateProvesPasswords(
   if (sealed === undefined || !specs.every((s) => stored.has(s.username))) return { proves: false };
   const key = await pairsKey(specs, sealed.salt);
   if (!timingSafeEqual(stateMac(key.key, "verifier"), sealed.verifier)) return { proves: false };
-  const digest = passwordHashesDigest(specs.map((s) => stored.get(s.username)!));
+  const digest = passwordHashesDigest(enforced(specs).map((s) => stored.get(s.username)!));
   if (!timingSafeEqual(stateMac(key.key, "hashes_digest", digest), sealed.mac)) return { proves: false, key };
   return { proves: true, digest, key };
 }
@@ -1579,6 +1733,12 @@ export interface StoreTransaction {
   missingTables(): Promise<TableName[]>;
   /** Creates the tables exactly as Barycenter's first migration does. */
   createTables(tables: TableName[]): Promise<void>;
+  /**
+   * Which of {@linkcode LATER_USER_COLUMNS} the `users` table lacks (Barycenter
+   * has not started on it yet). Until this is asked, the transaction reads and
+   * writes none of them; after, those that exist.
+   */
+  absentUserColumns(): Promise<string[]>;
   /**
    * The listed users that exist, by username, with their properties, in one
    * query. `withProperties` is false only when a dry run finds no `properties` table.
@@ -1685,7 +1845,12 @@ const USER_COLUMNS = {
   email_verified: { type: "bigint" },
   created_at: { type: "bigint", kept: true },
   enabled: { type: "bigint" },
-} as const satisfies Record<string, { type: SqlType; nullable?: true; kept?: true }>;
+  // Added by Barycenter's migration m20250107_000002, which fails if the column exists: never created here.
+  requires_2fa: { type: "bigint", later: true },
+} as const satisfies Record<string, { type: SqlType; nullable?: true; kept?: true; later?: true }>;
+
+/** The columns of {@linkcode USER_COLUMNS} that only Barycenter's later migrations add. */
+const LATER_USER_COLUMNS: string[] = Object.entries(USER_COLUMNS).filter(([, c]) => "later" in c).map(([n]) => n);
 
 /** What a batch of properties carries: the owner by username, looked up in the same statement. */
 const PROPERTY_BATCH_COLUMNS = {
@@ -1712,6 +1877,8 @@ interface Dialect {
   values(n: number): string;
   /** Whether the table named by the SQL text expression `name` exists. */
   tableExists(name: string): string;
+  /** Whether the table named by the SQL text `table` has the column named by the SQL text expression `column`. */
+  columnExists(table: string, column: string): string;
   /** The JSON text of an object aggregated from `key` and `value` over the rows (`{}` for none). */
   objectAgg(key: string, value: string): string;
 }
@@ -1725,6 +1892,9 @@ const POSTGRES_DIALECT: Dialect = {
     })`,
   values: (n) => `json_array_elements_text($${n}::text::json)`,
   tableExists: (name) => `to_regclass(${name}) IS NOT NULL`,
+  columnExists: (table, column) =>
+    `EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = to_regclass(${table}) AND a.attname = ${column} ` +
+    `AND a.attnum > 0 AND NOT a.attisdropped)`,
   objectAgg: (key, value) => `coalesce(json_object_agg(${key}, ${value}), '{}')::text`,
 };
 
@@ -1737,25 +1907,31 @@ const SQLITE_DIALECT: Dialect = {
     } FROM json_each(?)) AS ${alias}`,
   values: () => "json_each(?)",
   tableExists: (name) => `EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ${name})`,
+  columnExists: (table, column) => `EXISTS (SELECT 1 FROM pragma_table_info(${table}) AS t WHERE t.name = ${column})`,
   objectAgg: (key, value) => `json_group_object(${key}, ${value})`,
 };
 
 /** Every statement a sync runs, written once for both backends; the dialect fills in what differs. */
 function statementsFor(d: Dialect) {
-  const userColumns = Object.keys(USER_COLUMNS).join(", ");
-  const updated = Object.entries(USER_COLUMNS).filter(([, column]) => !("kept" in column)).map(([name]) => name);
+  /** The `users` columns that exist, of {@linkcode USER_COLUMNS}: a later one only once Barycenter added it. */
+  const only = (columns: string[]) =>
+    Object.fromEntries(Object.entries(USER_COLUMNS).filter(([name]) => columns.includes(name)));
   const properties = `(SELECT ${d.objectAgg("p.key", "p.value")} FROM properties p WHERE p.owner = u.subject)`;
   // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
   return {
     missingTables: `SELECT value AS name FROM ${d.values(1)} WHERE NOT ${d.tableExists("value")}`,
-    readUsers: (withProperties: boolean) =>
-      `SELECT ${userColumns}, ${withProperties ? properties : "'{}'"} AS properties
+    absentUserColumns: `SELECT value AS name FROM ${d.values(1)} WHERE NOT ${d.columnExists("'users'", "value")}`,
+    readUsers: (withProperties: boolean, columns: string[]) =>
+      `SELECT ${columns.join(", ")}, ${withProperties ? properties : "'{}'"} AS properties
        FROM users u WHERE username IN (SELECT value FROM ${d.values(1)})`,
     // On a username that exists, only the columns not kept are set.
-    writeUsers: `INSERT INTO users (${userColumns}) SELECT ${userColumns} FROM ${
-      d.rows(1, USER_COLUMNS, "b")
-    } WHERE true
-       ON CONFLICT (username) DO UPDATE SET ${updated.map((name) => `${name} = excluded.${name}`).join(", ")}`,
+    writeUsers: (columns: string[]) => {
+      const updated = Object.entries(only(columns)).filter(([, column]) => !("kept" in column)).map(([name]) => name);
+      return `INSERT INTO users (${columns.join(", ")}) SELECT ${columns.join(", ")} FROM ${
+        d.rows(1, only(columns), "b")
+      } WHERE true
+       ON CONFLICT (username) DO UPDATE SET ${updated.map((name) => `${name} = excluded.${name}`).join(", ")}`;
+    },
     // The owner is looked up by username in the same statement, so a user created just before is found.
     writeProperties: `INSERT INTO properties (owner, key, value, updated_at)
        SELECT u.subject, p.key, p.value, p.updated_at FROM ${d.rows(1, PROPERTY_BATCH_COLUMNS, "p")}
@@ -1808,13 +1984,29 @@ class SqlTransaction implements StoreTransaction {
     for (const table of tables) await this.#run(CREATE_TABLE[table]);
   }
 
+  /** Later columns not known to exist: all of them until {@linkcode absentUserColumns} has looked. */
+  #absentColumns = LATER_USER_COLUMNS;
+
+  async absentUserColumns(): Promise<string[]> {
+    const rows = await this.#run(this.#sql.absentUserColumns, [JSON.stringify(LATER_USER_COLUMNS)]);
+    this.#absentColumns = rows.map((row) => String(row.name));
+    return this.#absentColumns;
+  }
+
+  /** The `users` columns this transaction reads and writes. */
+  #userColumns(): string[] {
+    return Object.keys(USER_COLUMNS).filter((name) => !this.#absentColumns.includes(name));
+  }
+
   async readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>> {
-    const rows = await this.#run(this.#sql.readUsers(withProperties), [JSON.stringify(usernames)]);
+    const rows = await this.#run(this.#sql.readUsers(withProperties, this.#userColumns()), [
+      JSON.stringify(usernames),
+    ]);
     return storedUsers(rows);
   }
 
   async writeUsers(rows: UserRow[]): Promise<void> {
-    if (rows.length > 0) await this.#run(this.#sql.writeUsers, [JSON.stringify(rows)]);
+    if (rows.length > 0) await this.#run(this.#sql.writeUsers(this.#userColumns()), [JSON.stringify(rows)]);
   }
 
   async writeProperties(rows: PropertyRow[]): Promise<void> {
@@ -2117,6 +2309,7 @@ function storedUsers(rows: Iterable<Record<string, unknown>>): Map<string, Store
     };
     for (const [name, column] of Object.entries(USER_COLUMNS) as [string, { type: SqlType; nullable?: true }][]) {
       const value = row[name];
+      if (!(name in row)) continue; // a later column Barycenter has not added yet
       user[name] = value === null && column.nullable ? null : column.type === "bigint" ? Number(value) : String(value);
     }
     result.set(String(row.username), user as StoredUser);
@@ -2368,6 +2561,8 @@ export interface SyncResult {
   dryRun: boolean;
   /** Whether the stored state proved every password, sparing one verification per user. */
   fastPath: boolean;
+  /** Barycenter's `admin` exists, is enabled and still has the password `password123` (the file does not list it). */
+  defaultAdminPassword: boolean;
 }
 
 /** What a sync needs to know of the database before it plans. */
@@ -2376,6 +2571,10 @@ interface Current {
   users: Map<string, StoredUser>;
   /** The fast path's state row for this set of usernames, if any. */
   state: SyncState | undefined;
+  /** The later `users` columns (`requires_2fa`) that Barycenter has not added yet. */
+  absentColumns: string[];
+  /** Whether a `users` table exists to read (a dry run creates none). */
+  usersTable: boolean;
 }
 
 /** Which file passwords match their stored hashes, and how that was learnt. */
@@ -2405,12 +2604,13 @@ export async function syncUsers(
   return await store.transaction(async (tx) => {
     const current = await readCurrent(tx, specs, dryRun);
     const passwords = await provePasswords(specs, current, work);
-    const plan = planChanges(specs, current.users, passwords.matches, now);
+    const plan = planChanges(specs, current.users, passwords.matches, now, undefined, current.absentColumns);
     if (!dryRun) {
       const written = await applyPlan(tx, plan, work);
       await recordState(tx, specs, current, passwords, written, now);
     }
-    return { changes: plan.changes, dryRun, fastPath: passwords.fastPath };
+    const defaultAdminPassword = await hasDefaultAdminPassword(tx, specs, !current.usersTable);
+    return { changes: plan.changes, dryRun, fastPath: passwords.fastPath, defaultAdminPassword };
   }, { readOnly: dryRun });
 }
 
@@ -2424,11 +2624,30 @@ async function readCurrent(tx: StoreTransaction, specs: UserSpec[], dryRun: bool
   const missing = await tx.missingTables();
   if (!dryRun && missing.length > 0) await tx.createTables(missing);
   const absent = (table: TableName) => dryRun && missing.includes(table);
+  // First: the users read and written next are those columns that exist.
+  const absentColumns = absent("users") ? LATER_USER_COLUMNS : await tx.absentUserColumns();
   const users = absent("users")
     ? new Map<string, StoredUser>()
     : await tx.readUsers(specs.map((s) => s.username), !absent("properties"));
   const state = absent("user_sync_state") ? undefined : await tx.readState(stateKey(specs));
-  return { users, state };
+  return { users, state, absentColumns, usersTable: !absent("users") };
+}
+
+/** Barycenter's well-known default account: created at its start when no user `admin` exists. */
+const DEFAULT_ADMIN = { username: "admin", password: "password123" } as const;
+
+/**
+ * Whether Barycenter's `admin` is enabled with its default password: one
+ * Argon2 verification, none when the file lists `admin` with a password it
+ * enforces (the sync has just made it the file's) or there is no `users`
+ * table to read. An `initial` password of `admin` keeps whatever is stored, the
+ * default password too, so it is still checked.
+ */
+async function hasDefaultAdminPassword(tx: StoreTransaction, specs: UserSpec[], noTable: boolean): Promise<boolean> {
+  if (noTable || enforced(specs).some((s) => s.username === DEFAULT_ADMIN.username)) return false;
+  const admin = (await tx.readUsers([DEFAULT_ADMIN.username], false)).get(DEFAULT_ADMIN.username);
+  if (admin === undefined || admin.enabled !== 1 || !usableArgon2(admin.password_hash)) return false;
+  return await argon2Verify(admin.password_hash, DEFAULT_ADMIN.password).catch(() => false);
 }
 
 /**
@@ -2439,11 +2658,16 @@ async function readCurrent(tx: StoreTransaction, specs: UserSpec[], dryRun: bool
 async function provePasswords(specs: UserSpec[], current: Current, work: Argon2Work): Promise<PasswordProof> {
   const proof = await stateProvesPasswords(specs, current.users, current.state);
   const matches = new Map(
-    specs.filter((s) => s.password_hash !== undefined)
+    enforced(specs).filter((s) => s.password_hash !== undefined)
       .map((s) => [s.username, current.users.get(s.username)?.password_hash === s.password_hash]),
   );
+  // An initial password is kept while the stored hash is usable: never verified, so no Argon2.
+  for (const s of specs) {
+    const hash = current.users.get(s.username)?.password_hash;
+    if (s.password_mode === "initial" && hash !== undefined) matches.set(s.username, usableArgon2(hash));
+  }
   const plain = proof.proves
-    ? specs.filter((s) => s.password !== undefined).map((s) => [s.username, true] as const)
+    ? enforced(specs).filter((s) => s.password !== undefined).map((s) => [s.username, true] as const)
     : await verifyPasswords(specs, current.users, work);
   for (const [username, ok] of plain) matches.set(username, ok);
   return { matches, fastPath: proof.proves, proof };
@@ -2474,7 +2698,7 @@ async function recordState(
   const hashes = new Map([...current.users].map(([name, user]) => [name, user.password_hash]));
   for (const row of written) hashes.set(row.username, row.password_hash);
   const digest = passwordHashesDigest(
-    specs.map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })),
+    enforced(specs).map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })),
   );
   if (passwords.fastPath && digest === passwords.proof.digest) return;
   const key = passwords.proof.key ?? await pairsKey(specs);
@@ -2630,15 +2854,47 @@ function reportResult(result: SyncResult, log: Logger, check = false): boolean {
     ? { create: "would create", update: "would update", unchanged: "unchanged" }
     : { create: "created", update: "updated", unchanged: "unchanged" };
   const counts = { create: 0, update: 0, unchanged: 0 };
-  for (const { username, action, changes } of result.changes) {
+  for (const { username, action, changes, passwordKept, pending } of result.changes) {
     counts[action]++;
     if (action === "unchanged" && !result.dryRun) continue;
     const what = changes.length > 0 ? `: ${changes.join(", ")}` : "";
-    log.info(`${verb[action]} ${username}${what}`, { user: username, action, changes });
+    const notes = [
+      ...(passwordKept ? ["password: initial, kept"] : []),
+      ...(pending ? [`${pending.join(", ")}: pending Barycenter's first start`] : []),
+    ];
+    log.info(`${verb[action]} ${username}${what}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}`, {
+      user: username,
+      action,
+      changes,
+      ...(passwordKept ? { password_mode: "initial", password: "kept" } : {}),
+      ...(pending ? { pending } : {}),
+    });
   }
-  const drift = counts.create + counts.update > 0;
+  const waiting = result.changes.filter((change) => change.pending !== undefined);
+  if (waiting.length > 0) {
+    const columns = [...new Set(waiting.flatMap((change) => change.pending!))];
+    log.warn(
+      `${columns.join(", ")} not applied to ${waiting.map((c) => c.username).join(", ")}: the users table has no ` +
+        `such column until Barycenter's first start runs its migration m20250107_000002; the next sync after that ` +
+        `applies it`,
+      { code: "requires_2fa_pending", columns, users: waiting.map((c) => c.username) },
+    );
+  }
+  if (result.defaultAdminPassword) {
+    log.warn(
+      "Barycenter's default admin is live: user admin is enabled and still has Barycenter's well-known default " +
+        'password; list admin in the users file with a real password, or with "enabled": false',
+      { code: "default_admin_password", user: "admin" },
+    );
+  }
+  const differs = counts.create + counts.update > 0 || waiting.length > 0;
+  const drift = differs || result.defaultAdminPassword;
   const mode = check
-    ? (drift ? "check: the database differs from the file" : "check: the database matches the file")
+    ? (differs
+      ? "check: the database differs from the file"
+      : drift
+      ? "check: the database matches the file, but Barycenter's default admin password is live"
+      : "check: the database matches the file")
     : "dry run: nothing written";
   const summary = result.dryRun
     ? `users: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged (${mode})`
@@ -2685,7 +2941,9 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   // From the first read on: a signal must end the run in a moment whatever it waits for.
   const signals = exitOnSignal(log);
   try {
-    const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file));
+    const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file))
+      .map((spec) => ({ password_mode: options.passwordMode, ...spec }));
+    for (const warning of claimWarnings(specs)) log.warn(warning.message, { code: warning.code, ...warning.fields });
     if (options.mode === "validate") {
       // Secrets from files and variables exist only where the sync runs (a CI pipeline has none): not read here.
       const count = specs.length === 1 ? "1 user" : `${specs.length} users`;

@@ -135,6 +135,7 @@ describe("planning", () => {
         email_verified: 0,
         created_at: 1000,
         enabled: 1,
+        requires_2fa: 0,
       },
       password: "pw",
     }]);
