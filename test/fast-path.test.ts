@@ -186,7 +186,8 @@ describe("statements per run do not grow with the number of users", () => {
     }
     t.diagnostic(`statements (create, no change): 10 users ${counts[10]}, 1000 users ${counts[1000]}`);
     assert.deepEqual(counts[1000], counts[10]);
-    assert.ok(counts[10][0] <= 13 && counts[10][1] <= 7, `too many statements: ${counts[10]}`);
+    // A first run also creates the tool's table of created users and records them there: two statements.
+    assert.ok(counts[10][0] <= 15 && counts[10][1] <= 7, `too many statements: ${counts[10]}`);
   });
 
   test("SQLite: the backend interface is called the same number of times for 10 and for 1,000 users", async (t) => {
