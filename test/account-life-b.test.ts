@@ -8,7 +8,10 @@
  */
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { describe, test, type TestContext } from "node:test";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { planChanges, planPrune, type StoredUser } from "../sync.ts";
 import { type Backend, backends, propertiesOf, runSync, type TestDatabase, usersFile } from "./support/helpers.ts";
 
 const alice = { username: "alice", password: "alice-first-passphrase" };
@@ -348,3 +351,69 @@ for (const backend of backends) {
     });
   });
 }
+
+describe("absent users and pruning in the plan, the schema and the examples", () => {
+  const stored = (username: string, subject: string): StoredUser => ({
+    subject,
+    username,
+    password_hash: "",
+    email: null,
+    email_verified: 0,
+    created_at: 1,
+    enabled: 1,
+    properties: new Map(),
+  });
+
+  test("planChanges: an existing absent user is deleted, a missing one is already absent; disabling is noted", () => {
+    const plan = planChanges(
+      [
+        { username: "bob", state: "absent" },
+        { username: "zed", state: "absent" },
+        { username: "alice", password: "pw", enabled: false },
+      ],
+      new Map([["bob", stored("bob", "B")], ["alice", stored("alice", "A")]]),
+      new Map([["alice", true]]),
+      1000,
+    );
+    assert.deepEqual(plan.changes, [
+      { username: "bob", action: "delete", changes: [] },
+      { username: "zed", action: "absent", changes: [] },
+      { username: "alice", action: "update", changes: ["enabled"] },
+    ]);
+    assert.deepEqual(plan.removals, [{ username: "bob", subject: "B" }]);
+    assert.deepEqual(plan.disabled, [{ username: "alice", subject: "A" }]);
+  });
+
+  test("planPrune: unlisted users the tool created, never admin, never with no present user, never above the limit", () => {
+    const plan = planChanges([{ username: "alice", password: "pw" }], new Map(), new Map(), 1000, () => "S");
+    const created = [{ username: "carol", subject: "C" }, { username: "admin", subject: "AD" }, {
+      username: "alice",
+      subject: "S",
+    }];
+    const pruned = planPrune(plan, [{ username: "alice", password: "pw" }], created, 5);
+    assert.deepEqual(pruned.removals, [{ username: "carol", subject: "C" }]);
+    assert.deepEqual(pruned.changes.at(-1), { username: "carol", action: "delete", changes: [], reason: "prune" });
+    assert.equal(planPrune(plan, [{ username: "x", state: "absent" }], created, 5).removals.length, 0);
+    assert.throws(() => planPrune(plan, [{ username: "alice", password: "pw" }], created, 0), /--max-prune 0/);
+  });
+
+  test("the JSON Schema accepts the examples and refuses what the tool refuses about absent users", () => {
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const validate = ajv.compile(JSON.parse(readFileSync(new URL("../users.schema.json", import.meta.url), "utf8")));
+    for (const name of ["users.disable.json", "users.absent.json", "users.prune.json"]) {
+      const example = JSON.parse(readFileSync(new URL(`../examples/${name}`, import.meta.url), "utf8"));
+      assert.ok(validate(example), `${name}: ${ajv.errorsText(validate.errors)}`);
+    }
+    assert.ok(validate([{ username: "bob", state: "absent" }]));
+    assert.ok(validate([{ username: "bob", state: "present", password: "p" }]));
+    for (
+      const bad of [
+        [{ username: "admin", state: "absent" }],
+        [{ username: "bob", state: "absent", password: "p" }],
+        [{ username: "bob", state: "absent", email: null }],
+        [{ username: "bob", state: "gone" }],
+        [{ username: "bob", state: "present" }],
+      ]
+    ) assert.equal(validate(bad), false, JSON.stringify(bad));
+  });
+});
