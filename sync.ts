@@ -311,6 +311,8 @@ export function parseOptions(args: string[], env: Env): Options {
     }
     return n;
   };
+  const maxPrune = number("max-prune");
+  if (!Number.isInteger(maxPrune)) throw new UsageError("--max-prune must be a whole number of users");
   const logFormat = text("log-format") ?? "text";
   if (logFormat !== "text" && logFormat !== "json") {
     throw new UsageError(`--log-format must be "text" or "json"`);
@@ -328,7 +330,7 @@ export function parseOptions(args: string[], env: Env): Options {
     statementTimeoutSeconds: number("statement-timeout"),
     maxFileBytes: Math.floor(number("max-file-size") * 1024 * 1024),
     prune: values.prune === true,
-    maxPrune: number("max-prune"),
+    maxPrune,
     help: values.help === true,
     version: values.version === true,
   };

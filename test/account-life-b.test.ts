@@ -335,6 +335,29 @@ for (const backend of backends) {
       );
     });
 
+    test("JSON logs carry the action, the reason and the row counts of a deletion", async (t) => {
+      const db = await database(t);
+      await syncOk(db, [alice, bob, { username: "carol", password: "carol-passphrase" }]);
+      const run = await syncOk(db, [alice, { username: "bob", state: "absent" }], "--prune", "--log-format", "json");
+      const lines = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
+      const [b, c] = ["bob", "carol"].map((name) => lines.find((l) => l.user === name));
+      assert.deepEqual([b.action, b.reason, b.rows, b.msg], [
+        "delete",
+        undefined,
+        { properties: 2 },
+        "deleted bob (2 properties)",
+      ]);
+      assert.deepEqual([c.action, c.reason, c.rows], ["delete", "prune", undefined]);
+      const summary = lines.at(-1);
+      assert.deepEqual([summary.deleted, summary.already_absent, summary.unchanged], [2, 0, 1]);
+    });
+
+    test("--max-prune takes a whole number of users", async () => {
+      const run = await runSync(["--max-prune", "1.5", "--file", usersFile([alice])]);
+      assert.equal(run.code, 2);
+      assert.match(run.stderr, /--max-prune must be a whole number of users/);
+    });
+
     test("a freshly bootstrapped database records every created user (subject, username, time)", async (t) => {
       const db = await database(t);
       const before = Math.floor(Date.now() / 1000);
