@@ -132,6 +132,10 @@ export interface Options {
   maxFileBytes: number;
   /** The `password_mode` of users that do not give one. */
   passwordMode: PasswordMode;
+  /** Also delete users the tool created that the file no longer lists. */
+  prune: boolean;
+  /** Most users one run may prune; a run that would prune more does nothing. */
+  maxPrune: number;
   help: boolean;
   version: boolean;
 }
@@ -218,6 +222,17 @@ const OPTIONS = {
       "is created, then left to the user)",
     ],
   },
+  prune: {
+    help: [
+      "also delete the users this tool created that the file no",
+      "longer lists; never users it did not create, never admin",
+    ],
+  },
+  "max-prune": {
+    value: "N",
+    number: { default: 5, min: 0 },
+    help: ["with --prune, change nothing and exit 2 when more than N", "users would be pruned (default 5)"],
+  },
   help: { short: "h", help: ["show this help"] },
   version: { short: "V", help: ["show the version"] },
 } satisfies Record<string, OptionSpec>;
@@ -296,7 +311,7 @@ export function parseOptions(args: string[], env: Env): Options {
     const spec: OptionSpec = OPTIONS[name];
     return spec.env?.map((variable) => env[variable]).find((value) => value !== undefined && value !== "");
   };
-  const number = (name: "wait" | "statement-timeout" | "max-file-size"): number => {
+  const number = (name: "wait" | "statement-timeout" | "max-file-size" | "max-prune"): number => {
     const { default: fallback, min } = OPTIONS[name].number;
     const value = text(name);
     if (value === undefined) return fallback;
@@ -306,6 +321,8 @@ export function parseOptions(args: string[], env: Env): Options {
     }
     return n;
   };
+  const maxPrune = number("max-prune");
+  if (!Number.isInteger(maxPrune)) throw new UsageError("--max-prune must be a whole number of users");
   const logFormat = text("log-format") ?? "text";
   if (logFormat !== "text" && logFormat !== "json") {
     throw new UsageError(`--log-format must be "text" or "json"`);
@@ -327,6 +344,8 @@ export function parseOptions(args: string[], env: Env): Options {
     statementTimeoutSeconds: number("statement-timeout"),
     maxFileBytes: Math.floor(number("max-file-size") * 1024 * 1024),
     passwordMode,
+    prune: values.prune === true,
+    maxPrune,
     help: values.help === true,
     version: values.version === true,
   };
@@ -539,7 +558,15 @@ export interface UserSpec {
   /** Barycenter's `requires_2fa` column (added by its migration `m20250107_000002`). */
   requires_2fa?: boolean;
   properties?: Record<string, unknown>;
+  /** `absent`: delete the user and every row keyed by its subject; such a user has only a username. */
+  state?: "present" | "absent";
 }
+
+/** The user Barycenter re-creates, with the password `password123`, whenever it is missing at start. */
+const DEFAULT_ADMIN = "admin";
+
+/** The fields an absent user may have. */
+const ABSENT_FIELDS = ["username", "state"];
 
 /** Whether the file's password stays in force (`enforce`) or is only a first password (`initial`). */
 export type PasswordMode = "enforce" | "initial";
@@ -901,11 +928,29 @@ export const UserSchema = v.pipe(
           ),
         ),
       ),
+      state: v.optional(
+        v.pipe(
+          v.picklist(["present", "absent"], 'must be "present" or "absent"'),
+          v.description(
+            '"absent" deletes the user, if it exists, and every row keyed by its subject; such a user has only ' +
+              `a username, never "${DEFAULT_ADMIN}" (Barycenter re-creates it with a default password). ` +
+              '"present" is the default',
+          ),
+        ),
+      ),
     },
     "must be an object with at least a username and a password",
   ),
-  // Exactly one password field, in JSON Schema's words ({@linkcode userProblems} says it in the tool's).
-  v.metadata({ oneOf: PASSWORD_FIELDS.map((field) => ({ required: [field] })) }),
+  // In JSON Schema's words ({@linkcode userProblems} says it in the tool's): an absent user has only a username
+  // (not admin's) and its state; any other has exactly one password field.
+  v.metadata({
+    if: { properties: { state: { const: "absent" } }, required: ["state"] },
+    then: {
+      propertyNames: { enum: ABSENT_FIELDS },
+      properties: { username: { not: { const: DEFAULT_ADMIN } } },
+    },
+    else: { oneOf: PASSWORD_FIELDS.map((field) => ({ required: [field] })) },
+  }),
 );
 
 const USER_FIELDS = Object.keys(UserSchema.entries);
@@ -1147,7 +1192,21 @@ function userProblems(list: unknown[]): Problem[] {
     const at = (path: string, message: string) => problems.push({ index, path: `users[${index}]${path}`, message });
     const who = typeof user.username === "string" ? ` (user ${quoteKey(user.username)})` : "";
     const given = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
-    if (given.length === 0) {
+    if (user.state === "absent") {
+      for (const key of Object.keys(user)) {
+        if (USER_FIELDS.includes(key) && !ABSENT_FIELDS.includes(key)) {
+          at(formatKey(key, { dot: true }), 'an absent user ("state": "absent") may have only username and state');
+        }
+      }
+      if (user.username === DEFAULT_ADMIN) {
+        at(
+          `.state${who}`,
+          `${DEFAULT_ADMIN} cannot be made absent: Barycenter re-creates "${DEFAULT_ADMIN}" with the password ` +
+            `password123 whenever it is missing at start; list ${DEFAULT_ADMIN} with a real password, or with ` +
+            '"enabled": false, instead',
+        );
+      }
+    } else if (given.length === 0) {
       at(".password", "is required (or password_hash, password_file, password_env)");
     } else if (given.length > 1) {
       at("", `give exactly one of ${PASSWORD_FIELDS.join(", ")}, not ${given.join(" and ")}`);
@@ -1315,16 +1374,29 @@ export interface PropertyRow {
   updated_at: number;
 }
 
-/** What the sync does to one user. */
+/** What the sync does to one user: `delete` removes it, `absent` finds it already gone (and costs nothing). */
 export interface UserChange {
   username: string;
-  action: "create" | "update" | "unchanged";
+  action: "create" | "update" | "unchanged" | "delete" | "absent";
   /** Field names that change (`password`, `email`, `properties.name`, …); never values. */
   changes: string[];
   /** Set for an existing `password_mode: "initial"` user whose stored password is left as it is. */
   passwordKept?: true;
   /** Fields the file gives whose column does not exist yet (`requires_2fa` before Barycenter's first start). */
   pending?: string[];
+  /** For `delete`: `prune` when the user is deleted because the file no longer lists it. */
+  reason?: "prune";
+  /**
+   * After a sync, rows of Barycenter's other tables that the deletion removed, or the disabling ended
+   * (`sessions`, `tokens`, …, as {@linkcode SUBJECT_TABLES} names them): only counts that are not 0.
+   */
+  rows?: RowCounts;
+}
+
+/** A user named by its subject, which Barycenter's other tables key its rows by. */
+export interface UserRef {
+  username: string;
+  subject: string;
 }
 
 /** A user row to write; `password` is set when the row needs a new hash. */
@@ -1338,6 +1410,10 @@ export interface Plan {
   changes: UserChange[];
   users: PlannedUser[];
   properties: PropertyRow[];
+  /** Existing users to delete, with every row keyed by their subject. */
+  removals: UserRef[];
+  /** Users an update disables, whose sessions and tokens are ended. */
+  disabled: UserRef[];
 }
 
 /**
@@ -1353,12 +1429,17 @@ export function planChanges(
   newSubject: () => string = randomSubject,
   absentColumns: readonly string[] = [],
 ): Plan {
-  const plan: Plan = { changes: [], users: [], properties: [] };
+  const plan: Plan = { changes: [], users: [], properties: [], removals: [], disabled: [] };
   const columnFields = () => allColumnFields().filter(([field]) => !absentColumns.includes(field));
   for (const spec of specs) {
     const pending = allColumnFields().map(([field]) => field)
       .filter((field) => absentColumns.includes(field) && spec[field] !== undefined);
     const current = stored.get(spec.username);
+    if (spec.state === "absent") {
+      if (current !== undefined) plan.removals.push({ username: spec.username, subject: current.subject });
+      plan.changes.push({ username: spec.username, action: current === undefined ? "absent" : "delete", changes: [] });
+      continue;
+    }
     const properties = changedProperties(spec, current, now);
     plan.properties.push(...properties);
     const propertyChanges = properties.map(({ key }) => `properties.${key}`);
@@ -1394,6 +1475,9 @@ export function planChanges(
       (row as Record<ColumnField, unknown>)[field] = store(spec[field]);
       rowChanges.push(field);
     }
+    if (rowChanges.includes("enabled") && row.enabled === 0) {
+      plan.disabled.push({ username: spec.username, subject: current.subject });
+    }
     if (rowChanges.length > 0) plan.users.push({ row, password: passwordChanged ? spec.password ?? null : null });
     const changes = [...rowChanges, ...propertyChanges];
     plan.changes.push({
@@ -1405,6 +1489,33 @@ export function planChanges(
     });
   }
   return plan;
+}
+
+/**
+ * Adds to a plan the users `--prune` deletes: those the tool created (`created`, with their current
+ * usernames) that the file does not list, `admin` never (Barycenter would re-create it with its default
+ * password). Nothing when the file lists no present user. Throws {@linkcode InputError} when they are
+ * more than `maxPrune`, so that the run changes nothing.
+ */
+export function planPrune(plan: Plan, specs: UserSpec[], created: UserRef[], maxPrune: number): Plan {
+  if (!specs.some((spec) => spec.state !== "absent")) return plan;
+  const listed = new Set(specs.map((spec) => spec.username));
+  const pruned = created.filter(({ username }) => !listed.has(username) && username !== DEFAULT_ADMIN)
+    .sort(byUsername);
+  if (pruned.length > maxPrune) {
+    throw new InputError(
+      `--prune would delete ${pruned.length} users the file no longer lists, more than --max-prune ${maxPrune}; ` +
+        `nothing was changed. If that is intended, run again with --max-prune ${pruned.length}`,
+    );
+  }
+  return {
+    ...plan,
+    changes: [
+      ...plan.changes,
+      ...pruned.map(({ username }) => ({ username, action: "delete" as const, changes: [], reason: "prune" as const })),
+    ],
+    removals: [...plan.removals, ...pruned],
+  };
 }
 
 /**
@@ -1717,10 +1828,62 @@ async function stateProvesPasswords(
 
 // #region Stores: one interface, one SQL, a dialect and a runner per backend
 
-/** The tables the sync writes to: Barycenter's two, and its own state. */
-export type TableName = "users" | "properties" | "user_sync_state";
+/** The tables the sync writes to: Barycenter's two, and its own: the fast path's state, the users it created. */
+export type TableName = "users" | "properties" | "user_sync_state" | "user_sync_created";
 
-const TABLES: TableName[] = ["users", "properties", "user_sync_state"];
+const TABLES: TableName[] = ["users", "properties", "user_sync_state", "user_sync_created"];
+
+/**
+ * Every table that keys rows by a user's subject, from Barycenter's migrations (and the tool's own record of
+ * the users it created), stated once: deleting a user deletes its rows in each that exists; disabling one
+ * ends its access in those with a `disable` action (delete the row, or set `revoked` or `consumed` where it is
+ * 0). `rows` names what a log line counts (`tokens` sums two tables); none: not counted. Barycenter's other
+ * tables exist only once its migrator has run, so each is looked for first. In the order log lines name them.
+ */
+const SUBJECT_TABLES: SubjectTable[] = [
+  { table: "properties", subject: "owner", rows: "properties" },
+  { table: "passkeys", subject: "subject", rows: "passkeys" },
+  { table: "sessions", subject: "subject", rows: "sessions", disable: "delete" },
+  { table: "access_tokens", subject: "subject", rows: "tokens", disable: "revoke" },
+  { table: "refresh_tokens", subject: "subject", rows: "tokens", disable: "revoke" },
+  { table: "auth_codes", subject: "subject", rows: "auth codes", disable: "consume" },
+  { table: "webauthn_challenges", subject: "subject", rows: "passkey challenges" },
+  { table: "consent", subject: "subject", rows: "consents" },
+  // `device_code` until the migration m20250222_000001_rename_device_code_table renames it.
+  { table: "device_codes", subject: "subject", rows: "device codes" },
+  { table: "device_code", subject: "subject", rows: "device codes" },
+  { table: "federated_identities", subject: "local_user_id", rows: "federated identities" },
+  { table: "user_sync_created", subject: "subject" },
+];
+
+/** One table of {@linkcode SUBJECT_TABLES}. */
+interface SubjectTable {
+  table: string;
+  /** The column that holds the user's subject. */
+  subject: string;
+  /** What its rows are called in a log line, plural. */
+  rows?: RowNoun;
+  /** How disabling a user ends its access here: delete the row, or set `revoked` or `consumed` to 1. */
+  disable?: "delete" | "revoke" | "consume";
+}
+
+/** The nouns of {@linkcode SubjectTable.rows}, plural → singular. */
+const ROW_NOUNS = {
+  properties: "property",
+  passkeys: "passkey",
+  sessions: "session",
+  tokens: "token",
+  "auth codes": "auth code",
+  "passkey challenges": "passkey challenge",
+  consents: "consent",
+  "device codes": "device code",
+  "federated identities": "federated identity",
+} as const;
+
+type RowNoun = keyof typeof ROW_NOUNS;
+
+/** Rows a deletion removed, or a disabling ended, by {@linkcode RowNoun}: only the counts that are not 0. */
+export type RowCounts = Partial<Record<RowNoun, number>>;
 
 /** The operations a sync needs, inside one transaction. */
 export interface StoreTransaction {
@@ -1752,7 +1915,21 @@ export interface StoreTransaction {
   readState(fileKey: string): Promise<SyncState | undefined>;
   /** Inserts or replaces the fast path's state. */
   writeState(state: SyncState): Promise<void>;
+  /** Records users the tool created, so that `--prune` may delete them later (and no others). */
+  recordCreated(rows: CreatedRow[]): Promise<void>;
+  /** The users the tool created that still exist and whose usernames are not `listed`, in one query. */
+  readCreated(listed: string[]): Promise<UserRef[]>;
+  /**
+   * Ends the access of users being disabled, in the tables of {@linkcode SUBJECT_TABLES} that exist: one
+   * statement to find them, one per table. Returns what was ended, by subject.
+   */
+  endAccess(subjects: string[]): Promise<Map<string, RowCounts>>;
+  /** Deletes users and every row keyed by their subjects, the same way. Returns what was deleted, by subject. */
+  removeUsers(subjects: string[]): Promise<Map<string, RowCounts>>;
 }
+
+/** A row of the tool's record of the users it created. */
+export type CreatedRow = Pick<UserRow, "subject" | "username" | "created_at">;
 
 /** A database the sync can run against. */
 export interface Store {
@@ -1820,6 +1997,13 @@ const CREATE_TABLE: Record<TableName, string> = {
   "hashes_digest" varchar NOT NULL,
   "updated_at" bigint NOT NULL
 )`,
+  // The tool's own too: every user it created, and only those, may be pruned. Users created before this table
+  // existed are not in it, and are never pruned.
+  user_sync_created: `CREATE TABLE IF NOT EXISTS "user_sync_created" (
+  "subject" varchar NOT NULL PRIMARY KEY,
+  "username" varchar NOT NULL,
+  "created_at" bigint NOT NULL
+)`,
 };
 
 /**
@@ -1858,6 +2042,13 @@ const PROPERTY_BATCH_COLUMNS = {
   key: { type: "varchar" },
   value: { type: "varchar" },
   updated_at: { type: "bigint" },
+} as const satisfies Record<string, { type: SqlType }>;
+
+/** The columns of the tool's record of the users it created. */
+const CREATED_COLUMNS = {
+  subject: { type: "varchar" },
+  username: { type: "varchar" },
+  created_at: { type: "bigint" },
 } as const satisfies Record<string, { type: SqlType }>;
 
 /** The columns of the tool's own state table. */
@@ -1917,6 +2108,15 @@ function statementsFor(d: Dialect) {
   const only = (columns: string[]) =>
     Object.fromEntries(Object.entries(USER_COLUMNS).filter(([name]) => columns.includes(name)));
   const properties = `(SELECT ${d.objectAgg("p.key", "p.value")} FROM properties p WHERE p.owner = u.subject)`;
+  const ofSubjects = (column: string) => `${column} IN (SELECT value FROM ${d.values(1)})`;
+  const createdColumns = Object.keys(CREATED_COLUMNS).join(", ");
+  // Each returns one row per row it deleted or changed, for the counts of the log lines.
+  const ENDING = {
+    delete: (t: SubjectTable) => `DELETE FROM "${t.table}" WHERE ${ofSubjects(t.subject)}`,
+    revoke: (t: SubjectTable) => `UPDATE "${t.table}" SET revoked = 1 WHERE revoked = 0 AND ${ofSubjects(t.subject)}`,
+    consume: (t: SubjectTable) =>
+      `UPDATE "${t.table}" SET consumed = 1 WHERE consumed = 0 AND ${ofSubjects(t.subject)}`,
+  };
   // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
   return {
     missingTables: `SELECT value AS name FROM ${d.values(1)} WHERE NOT ${d.tableExists("value")}`,
@@ -1943,6 +2143,17 @@ function statementsFor(d: Dialect) {
        ON CONFLICT (file_key) DO UPDATE SET ${
       STATE_COLUMNS.slice(1).map((name) => `${name} = excluded.${name}`).join(", ")
     }`,
+    recordCreated: `INSERT INTO user_sync_created (${createdColumns}) SELECT ${createdColumns} FROM ${
+      d.rows(1, CREATED_COLUMNS, "c")
+    } WHERE true ON CONFLICT (subject) DO NOTHING`,
+    // The username is the user's current one: the admin API may have renamed it.
+    readCreated: `SELECT u.subject, u.username FROM user_sync_created c JOIN users u ON u.subject = c.subject
+       WHERE u.username NOT IN (SELECT value FROM ${d.values(1)})`,
+    /** Ends a disabled user's access in one table of {@linkcode SUBJECT_TABLES}. */
+    endAccess: (t: SubjectTable) => `${ENDING[t.disable!](t)} RETURNING ${t.subject} AS subject`,
+    /** Deletes a removed user's rows in one table of {@linkcode SUBJECT_TABLES}. */
+    removeRows: (t: SubjectTable) => `${ENDING.delete(t)} RETURNING ${t.subject} AS subject`,
+    deleteUsers: `DELETE FROM users WHERE ${ofSubjects("subject")}`,
   };
 }
 
@@ -2025,6 +2236,49 @@ class SqlTransaction implements StoreTransaction {
 
   async writeState(state: SyncState): Promise<void> {
     await this.#run(this.#sql.writeState, STATE_COLUMNS.map((name) => state[name]));
+  }
+
+  async recordCreated(rows: CreatedRow[]): Promise<void> {
+    if (rows.length > 0) await this.#run(this.#sql.recordCreated, [JSON.stringify(rows)]);
+  }
+
+  async readCreated(listed: string[]): Promise<UserRef[]> {
+    const rows = await this.#run(this.#sql.readCreated, [JSON.stringify(listed)]);
+    return rows.map((row) => ({ username: String(row.username), subject: String(row.subject) }));
+  }
+
+  async endAccess(subjects: string[]): Promise<Map<string, RowCounts>> {
+    const tables = SUBJECT_TABLES.filter((t) => t.disable !== undefined);
+    return await this.#inSubjectTables(subjects, tables, this.#sql.endAccess);
+  }
+
+  async removeUsers(subjects: string[]): Promise<Map<string, RowCounts>> {
+    // The rows keyed by the subjects first: a passkey's foreign key would otherwise delete it uncounted.
+    const counts = await this.#inSubjectTables(subjects, SUBJECT_TABLES, this.#sql.removeRows);
+    if (subjects.length > 0) await this.#run(this.#sql.deleteUsers, [JSON.stringify(subjects)]);
+    return counts;
+  }
+
+  /** Runs `statement` on each of `tables` that exists, for all `subjects` at once, and counts the rows it returns. */
+  async #inSubjectTables(
+    subjects: string[],
+    tables: SubjectTable[],
+    statement: (table: SubjectTable) => string,
+  ): Promise<Map<string, RowCounts>> {
+    const counts = new Map<string, RowCounts>();
+    if (subjects.length === 0) return counts;
+    const missing = await this.#run(this.#sql.missingTables, [JSON.stringify(tables.map((t) => t.table))]);
+    const absent = new Set(missing.map((row) => row.name));
+    const batch = [JSON.stringify(subjects)];
+    for (const table of tables.filter((t) => !absent.has(t.table))) {
+      for (const row of await this.#run(statement(table), batch)) {
+        if (table.rows === undefined) continue;
+        const tally = counts.get(String(row.subject)) ?? {};
+        tally[table.rows] = (tally[table.rows] ?? 0) + 1;
+        counts.set(String(row.subject), tally);
+      }
+    }
+    return counts;
   }
 }
 
@@ -2575,6 +2829,8 @@ interface Current {
   absentColumns: string[];
   /** Whether a `users` table exists to read (a dry run creates none). */
   usersTable: boolean;
+  /** With `--prune`: the users the tool created that the file does not list. */
+  created: UserRef[];
 }
 
 /** Which file passwords match their stored hashes, and how that was learnt. */
@@ -2597,17 +2853,21 @@ interface PasswordProof {
 export async function syncUsers(
   store: Store,
   specs: UserSpec[],
-  options: { dryRun: boolean; now?: () => number; work?: Argon2Work },
+  options: { dryRun: boolean; now?: () => number; work?: Argon2Work; prune?: { max: number } },
 ): Promise<SyncResult> {
   const now = (options.now ?? (() => Math.floor(Date.now() / 1000)))();
-  const { dryRun, work = DEFAULT_ARGON2_WORK } = options;
+  const { dryRun, work = DEFAULT_ARGON2_WORK, prune } = options;
+  // Absent users have no password, and no place in the fast path's state.
+  const present = specs.filter((spec) => spec.state !== "absent");
   return await store.transaction(async (tx) => {
-    const current = await readCurrent(tx, specs, dryRun);
-    const passwords = await provePasswords(specs, current, work);
-    const plan = planChanges(specs, current.users, passwords.matches, now, undefined, current.absentColumns);
+    const current = await readCurrent(tx, specs, dryRun, prune !== undefined);
+    const passwords = await provePasswords(present, current, work);
+    let plan = planChanges(specs, current.users, passwords.matches, now, undefined, current.absentColumns);
+    if (prune !== undefined) plan = planPrune(plan, specs, current.created, prune.max);
     if (!dryRun) {
-      const written = await applyPlan(tx, plan, work);
-      await recordState(tx, specs, current, passwords, written, now);
+      const { written, rows } = await applyPlan(tx, plan, work);
+      await recordState(tx, present, current, passwords, written, now);
+      plan = withRowCounts(plan, rows);
     }
     const defaultAdminPassword = await hasDefaultAdminPassword(tx, specs, !current.usersTable);
     return { changes: plan.changes, dryRun, fastPath: passwords.fastPath, defaultAdminPassword };
@@ -2618,7 +2878,7 @@ export async function syncUsers(
  * Takes the lock, creates missing tables (not in a dry run, which creates
  * nothing and reads what exists), and reads the listed users and the state.
  */
-async function readCurrent(tx: StoreTransaction, specs: UserSpec[], dryRun: boolean): Promise<Current> {
+async function readCurrent(tx: StoreTransaction, specs: UserSpec[], dryRun: boolean, prune: boolean): Promise<Current> {
   // Without the lock, two first runs both try CREATE TABLE and one fails; a dry run writes nothing, so waits for no one.
   if (!dryRun) await tx.lock();
   const missing = await tx.missingTables();
@@ -2629,12 +2889,16 @@ async function readCurrent(tx: StoreTransaction, specs: UserSpec[], dryRun: bool
   const users = absent("users")
     ? new Map<string, StoredUser>()
     : await tx.readUsers(specs.map((s) => s.username), !absent("properties"));
-  const state = absent("user_sync_state") ? undefined : await tx.readState(stateKey(specs));
-  return { users, state, absentColumns, usersTable: !absent("users") };
+  const present = specs.filter((spec) => spec.state !== "absent");
+  const state = absent("user_sync_state") ? undefined : await tx.readState(stateKey(present));
+  const created = prune && !absent("user_sync_created") && !absent("users")
+    ? await tx.readCreated(specs.map((s) => s.username))
+    : [];
+  return { users, state, absentColumns, usersTable: !absent("users"), created };
 }
 
 /** Barycenter's well-known default account: created at its start when no user `admin` exists. */
-const DEFAULT_ADMIN = { username: "admin", password: "password123" } as const;
+const DEFAULT_ADMIN_ACCOUNT = { username: DEFAULT_ADMIN, password: "password123" } as const;
 
 /**
  * Whether Barycenter's `admin` is enabled with its default password: one
@@ -2644,10 +2908,10 @@ const DEFAULT_ADMIN = { username: "admin", password: "password123" } as const;
  * default password too, so it is still checked.
  */
 async function hasDefaultAdminPassword(tx: StoreTransaction, specs: UserSpec[], noTable: boolean): Promise<boolean> {
-  if (noTable || enforced(specs).some((s) => s.username === DEFAULT_ADMIN.username)) return false;
-  const admin = (await tx.readUsers([DEFAULT_ADMIN.username], false)).get(DEFAULT_ADMIN.username);
+  if (noTable || enforced(specs).some((s) => s.username === DEFAULT_ADMIN_ACCOUNT.username)) return false;
+  const admin = (await tx.readUsers([DEFAULT_ADMIN_ACCOUNT.username], false)).get(DEFAULT_ADMIN_ACCOUNT.username);
   if (admin === undefined || admin.enabled !== 1 || !usableArgon2(admin.password_hash)) return false;
-  return await argon2Verify(admin.password_hash, DEFAULT_ADMIN.password).catch(() => false);
+  return await argon2Verify(admin.password_hash, DEFAULT_ADMIN_ACCOUNT.password).catch(() => false);
 }
 
 /**
@@ -2673,12 +2937,44 @@ async function provePasswords(specs: UserSpec[], current: Current, work: Argon2W
   return { matches, fastPath: proof.proves, proof };
 }
 
-/** Hashes what the plan needs and writes the users, then their properties: two statements. */
-async function applyPlan(tx: StoreTransaction, plan: Plan, work: Argon2Work): Promise<UserRow[]> {
+/**
+ * Hashes what the plan needs and writes the users, then their properties, records the users created (a
+ * statement each); ends the access of users being disabled and deletes the users to remove, with their rows in
+ * Barycenter's other tables (a statement to find those tables, then one per table). Returns the rows written,
+ * and what was ended or deleted, by username.
+ */
+async function applyPlan(
+  tx: StoreTransaction,
+  plan: Plan,
+  work: Argon2Work,
+): Promise<{ written: UserRow[]; rows: Map<string, RowCounts> }> {
   const written = await hashPlannedUsers(plan.users, work);
   await tx.writeUsers(written);
   await tx.writeProperties(plan.properties);
-  return written;
+  const created = new Set(plan.changes.filter((c) => c.action === "create").map((c) => c.username));
+  await tx.recordCreated(
+    written.filter((row) => created.has(row.username))
+      .map(({ subject, username, created_at }) => ({ subject, username, created_at })),
+  );
+  const rows = new Map<string, RowCounts>();
+  for (
+    const [users, counts] of [
+      [plan.disabled, await tx.endAccess(plan.disabled.map((u) => u.subject))],
+      [plan.removals, await tx.removeUsers(plan.removals.map((u) => u.subject))],
+    ] as const
+  ) {
+    for (const { username, subject } of users) rows.set(username, counts.get(subject) ?? {});
+  }
+  return { written, rows };
+}
+
+/** The plan's changes with the counts of rows ended or deleted for each user, those not 0. */
+function withRowCounts(plan: Plan, rows: Map<string, RowCounts>): Plan {
+  const changes = plan.changes.map((change) => {
+    const counts = rows.get(change.username);
+    return counts === undefined || Object.keys(counts).length === 0 ? change : { ...change, rows: counts };
+  });
+  return { ...plan, changes };
 }
 
 /**
@@ -2851,23 +3147,34 @@ function createProgress(log: Logger, terminal: { write(text: string): void } | u
  */
 function reportResult(result: SyncResult, log: Logger, check = false): boolean {
   const verb = result.dryRun
-    ? { create: "would create", update: "would update", unchanged: "unchanged" }
-    : { create: "created", update: "updated", unchanged: "unchanged" };
-  const counts = { create: 0, update: 0, unchanged: 0 };
-  for (const { username, action, changes, passwordKept, pending } of result.changes) {
+    ? {
+      create: "would create",
+      update: "would update",
+      unchanged: "unchanged",
+      delete: "would delete",
+      absent: "already absent",
+    }
+    : { create: "created", update: "updated", unchanged: "unchanged", delete: "deleted", absent: "already absent" };
+  const counts = { create: 0, update: 0, unchanged: 0, delete: 0, absent: 0 };
+  for (const { username, action, changes, passwordKept, pending, reason, rows } of result.changes) {
     counts[action]++;
-    if (action === "unchanged" && !result.dryRun) continue;
+    if ((action === "unchanged" || action === "absent") && !result.dryRun) continue;
     const what = changes.length > 0 ? `: ${changes.join(", ")}` : "";
     const notes = [
       ...(passwordKept ? ["password: initial, kept"] : []),
       ...(pending ? [`${pending.join(", ")}: pending Barycenter's first start`] : []),
-    ];
+      reason === "prune" ? "pruned: created by this tool, no longer in the file" : "",
+      rowsText(rows, action === "update"),
+    ]
+      .filter((note) => note !== "");
     log.info(`${verb[action]} ${username}${what}${notes.length > 0 ? ` (${notes.join("; ")})` : ""}`, {
       user: username,
       action,
       changes,
       ...(passwordKept ? { password_mode: "initial", password: "kept" } : {}),
       ...(pending ? { pending } : {}),
+      ...(reason === undefined ? {} : { reason }),
+      ...(rows === undefined ? {} : { rows }),
     });
   }
   const waiting = result.changes.filter((change) => change.pending !== undefined);
@@ -2887,7 +3194,7 @@ function reportResult(result: SyncResult, log: Logger, check = false): boolean {
       { code: "default_admin_password", user: "admin" },
     );
   }
-  const differs = counts.create + counts.update > 0 || waiting.length > 0;
+  const differs = counts.create + counts.update + counts.delete > 0 || waiting.length > 0;
   const drift = differs || result.defaultAdminPassword;
   const mode = check
     ? (differs
@@ -2896,9 +3203,15 @@ function reportResult(result: SyncResult, log: Logger, check = false): boolean {
       ? "check: the database matches the file, but Barycenter's default admin password is live"
       : "check: the database matches the file")
     : "dry run: nothing written";
+  // Deletions are named only when the file or --prune asks for some, so that the usual summary stays as it was.
+  const removals = counts.delete + counts.absent > 0;
   const summary = result.dryRun
-    ? `users: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged (${mode})`
-    : `users: ${counts.create} created, ${counts.update} updated, ${counts.unchanged} unchanged`;
+    ? `users: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged${
+      removals ? `, ${counts.delete} to delete, ${counts.absent} already absent` : ""
+    } (${mode})`
+    : `users: ${counts.create} created, ${counts.update} updated, ${counts.unchanged} unchanged${
+      removals ? `, ${counts.delete} deleted, ${counts.absent} already absent` : ""
+    }`;
   log.info(summary, {
     summary: true,
     dry_run: result.dryRun,
@@ -2907,8 +3220,23 @@ function reportResult(result: SyncResult, log: Logger, check = false): boolean {
     created: counts.create,
     updated: counts.update,
     unchanged: counts.unchanged,
+    deleted: counts.delete,
+    already_absent: counts.absent,
   });
   return drift;
+}
+
+/**
+ * What a deletion removed (`4 properties, 1 passkey`) or a disabling ended (`ended 2 sessions, revoked 3
+ * tokens`), in the order of {@linkcode SUBJECT_TABLES}; empty when nothing was.
+ */
+function rowsText(rows: RowCounts | undefined, ended: boolean): string {
+  if (rows === undefined) return "";
+  const verbs = { delete: "ended ", revoke: "revoked ", consume: "consumed " };
+  return (Object.entries(rows) as [RowNoun, number][]).map(([noun, count]) => {
+    const disable = ended ? SUBJECT_TABLES.find((t) => t.rows === noun)?.disable : undefined;
+    return `${disable === undefined ? "" : verbs[disable]}${count} ${count === 1 ? ROW_NOUNS[noun] : noun}`;
+  }).join(", ");
 }
 // #endregion
 
@@ -2950,6 +3278,9 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
       log.info(`${options.file}: ${count}, valid`, { file: options.file, users: specs.length });
       return EXIT.ok;
     }
+    if (options.prune && !specs.some((spec) => spec.state !== "absent")) {
+      log.warn("--prune: the file lists no users, so nothing is pruned (an empty file is more likely a mistake)");
+    }
     const users = await resolvePasswords(specs, env, dirname(resolvePath(options.file)));
     const store = openStore(await resolveDatabaseUrl(options), {
       waitSeconds: options.waitSeconds,
@@ -2962,6 +3293,7 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
       const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
       result = await syncUsers(store, users, {
         dryRun: options.mode !== "sync",
+        ...(options.prune ? { prune: { max: options.maxPrune } } : {}),
         work: { concurrency, progress: createProgress(log, terminal) },
       });
     } finally {
