@@ -11,7 +11,15 @@ import { existsSync } from "node:fs";
 import { describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { hashPassword } from "../sync.ts";
-import { type Backend, backends, runSync, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+import {
+  type Backend,
+  backends,
+  barycenterFullSchema,
+  runSync,
+  type TestDatabase,
+  usersFile,
+  usersRows,
+} from "./support/helpers.ts";
 
 const PW_VERIFY = fileURLToPath(new URL("../../shared/tools/barycenter-pw-verify", import.meta.url));
 
@@ -26,22 +34,16 @@ function barycenterAccepts(t: TestContext, password: string, hash: string): bool
   return run.stdout.split("\t")[2] === "OK";
 }
 
-/** Barycenter's `users` table after all its migrations (the tables the tool bootstraps, then m20250107_000002). */
-async function migrate(db: TestDatabase): Promise<void> {
-  await db.query(`CREATE TABLE IF NOT EXISTS users (
-    subject varchar NOT NULL PRIMARY KEY, username varchar NOT NULL UNIQUE, password_hash varchar NOT NULL,
-    email varchar NULL, email_verified bigint NOT NULL DEFAULT 0, created_at bigint NOT NULL,
-    enabled bigint NOT NULL DEFAULT 1)`);
-  await db.query(`CREATE TABLE IF NOT EXISTS properties (
-    owner varchar NOT NULL, key varchar NOT NULL, value varchar NOT NULL, updated_at bigint NOT NULL,
-    PRIMARY KEY (owner, key))`);
-  await db.query("ALTER TABLE users ADD COLUMN requires_2fa bigint NOT NULL DEFAULT 0");
-  await db.query("ALTER TABLE users ADD COLUMN passkey_enrolled_at bigint NULL");
+/** Barycenter's tables after all its migrations: the later users columns, and every table keyed by a subject. */
+function migrated(backend: Backend): (db: TestDatabase) => Promise<void> {
+  return async (db) => {
+    for (const statement of barycenterFullSchema(backend)) await db.query(statement);
+  };
 }
 
 const SCHEMAS = [
-  { name: "fresh database", prepare: async (_: TestDatabase) => {} },
-  { name: "Barycenter's full schema", prepare: migrate },
+  { name: "fresh database", prepare: (_: Backend) => async (_db: TestDatabase) => {} },
+  { name: "Barycenter's full schema", prepare: migrated },
 ];
 
 /** JSON log lines of a run's two streams. */
@@ -69,7 +71,7 @@ for (const backend of backends) {
   for (const schema of SCHEMAS) {
     describe(`${backend.name}, ${schema.name}`, () => {
       test("an initial password is set at creation, then kept, and costs no Argon2 on a re-sync", async (t) => {
-        await withDb(backend, schema.prepare, async (db) => {
+        await withDb(backend, schema.prepare(backend), async (db) => {
           const first = usersFile([
             { username: "alice", password: "first-password", password_mode: "initial" },
             { username: "bob", password: "bob-password" },
@@ -118,7 +120,7 @@ for (const backend of backends) {
       });
 
       test("--password-mode initial is the default of users that give none; enforce still resets", async () => {
-        await withDb(backend, schema.prepare, async (db) => {
+        await withDb(backend, schema.prepare(backend), async (db) => {
           assert.equal(
             (await runSync(["-f", usersFile([{ username: "carol", password: "one-password" }]), "-d", db.url])).code,
             0,
@@ -140,11 +142,11 @@ for (const backend of backends) {
       });
 
       test("requires_2fa is stored in Barycenter's column, or waits for it with one warning and drift", async () => {
-        await withDb(backend, schema.prepare, async (db) => {
+        await withDb(backend, schema.prepare(backend), async (db) => {
           const file = usersFile([{ username: "dave", password: "dave-password", requires_2fa: true }]);
           const run = await runSync(["-f", file, "-d", db.url]);
           assert.equal(run.code, 0, run.stderr);
-          if (schema.prepare === migrate) {
+          if (schema.prepare === migrated) {
             assert.doesNotMatch(run.stderr, /requires_2fa/);
             assert.match(run.stdout, /^created dave: password, requires_2fa$/m);
           } else {
@@ -180,7 +182,7 @@ for (const backend of backends) {
       });
 
       test("Barycenter's default admin with password123 is warned about, and --check exits 4", async () => {
-        await withDb(backend, schema.prepare, async (db) => {
+        await withDb(backend, schema.prepare(backend), async (db) => {
           const file = usersFile([{ username: "erin", password: "erin-password" }]);
           assert.equal((await runSync(["-f", file, "-d", db.url])).code, 0);
           const hash = await hashPassword("password123");

@@ -12,46 +12,17 @@ import { readFileSync } from "node:fs";
 import { describe, test, type TestContext } from "node:test";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { planChanges, planPrune, type StoredUser } from "../sync.ts";
-import { type Backend, backends, propertiesOf, runSync, type TestDatabase, usersFile } from "./support/helpers.ts";
+import {
+  backends,
+  barycenterFullSchema,
+  propertiesOf,
+  runSync,
+  type TestDatabase,
+  usersFile,
+} from "./support/helpers.ts";
 
 const alice = { username: "alice", password: "alice-first-passphrase" };
 const bob = { username: "bob", password: "bob-first-passphrase", properties: { name: "Bob", team: "x" } };
-
-/**
- * Barycenter's tables after all its migrations (`../shared/spec/barycenter-database.md`), besides `properties`:
- * the columns that matter here, with their keys, defaults and the passkeys' foreign key. `users` is created with
- * the columns its later migration adds, so the tool leaves it as it is.
- */
-function fullSchema(backend: Backend, deviceTable = "device_codes"): string[] {
-  const autoincrement = backend.name === "postgres"
-    ? `"id" serial PRIMARY KEY`
-    : `"id" integer PRIMARY KEY AUTOINCREMENT`;
-  return [
-    `CREATE TABLE users (subject varchar NOT NULL PRIMARY KEY, username varchar NOT NULL UNIQUE,
-      password_hash varchar NOT NULL, email varchar NULL, email_verified bigint NOT NULL DEFAULT 0,
-      created_at bigint NOT NULL, enabled bigint NOT NULL DEFAULT 1, requires_2fa bigint NOT NULL DEFAULT 0,
-      passkey_enrolled_at bigint NULL)`,
-    `CREATE TABLE properties (owner varchar NOT NULL, key varchar NOT NULL, value varchar NOT NULL,
-      updated_at bigint NOT NULL, PRIMARY KEY (owner, key))`,
-    `CREATE TABLE sessions (session_id varchar PRIMARY KEY, subject varchar NOT NULL, auth_time bigint NOT NULL,
-      created_at bigint NOT NULL, expires_at bigint NOT NULL, amr varchar NULL, acr varchar NULL,
-      mfa_verified bigint NOT NULL DEFAULT 0)`,
-    `CREATE TABLE auth_codes (code varchar PRIMARY KEY, client_id varchar NOT NULL, subject varchar NOT NULL,
-      created_at bigint NOT NULL, expires_at bigint NOT NULL, consumed bigint NOT NULL DEFAULT 0)`,
-    `CREATE TABLE access_tokens (token varchar PRIMARY KEY, client_id varchar NOT NULL, subject varchar NOT NULL,
-      created_at bigint NOT NULL, expires_at bigint NOT NULL, revoked bigint NOT NULL DEFAULT 0)`,
-    `CREATE TABLE refresh_tokens (token varchar PRIMARY KEY, client_id varchar NOT NULL, subject varchar NOT NULL,
-      created_at bigint NOT NULL, expires_at bigint NOT NULL, revoked bigint NOT NULL DEFAULT 0,
-      parent_token varchar NULL)`,
-    `CREATE TABLE passkeys (credential_id varchar PRIMARY KEY, subject varchar NOT NULL,
-      FOREIGN KEY (subject) REFERENCES users(subject) ON DELETE CASCADE)`,
-    `CREATE TABLE webauthn_challenges (challenge varchar NOT NULL, subject varchar NULL)`,
-    `CREATE TABLE consent (${autoincrement}, client_id varchar NOT NULL, subject varchar NOT NULL,
-      revoked integer NOT NULL DEFAULT 0, expires_at bigint NULL)`,
-    `CREATE TABLE ${deviceTable} (device_code varchar PRIMARY KEY, subject varchar NULL)`,
-    `CREATE TABLE federated_identities (id text PRIMARY KEY, local_user_id text NOT NULL, peer text NOT NULL)`,
-  ];
-}
 
 /** Rows for the user with `subject` in every table of the full schema; `tag` keeps keys unique. */
 function rowsFor(subject: string, tag: string, deviceTable = "device_codes"): string[] {
@@ -126,7 +97,7 @@ for (const backend of backends) {
     }
 
     test("disabling ends the user's sessions, tokens and codes, and nobody else's; a disabled user costs nothing", async (t) => {
-      const db = await database(t, fullSchema(backend));
+      const db = await database(t, barycenterFullSchema(backend));
       await syncOk(db, [alice, bob]);
       const [a, b] = [await subjectOf(db, "alice"), await subjectOf(db, "bob")];
       for (const statement of [...rowsFor(a, "a"), ...rowsFor(b, "b")]) await db.query(statement);
@@ -171,7 +142,7 @@ for (const backend of backends) {
     });
 
     test('"state": "absent" deletes the user and every row keyed by its subject, nobody else\'s', async (t) => {
-      const db = await database(t, fullSchema(backend));
+      const db = await database(t, barycenterFullSchema(backend));
       await syncOk(db, [alice, bob]);
       const [a, b] = [await subjectOf(db, "alice"), await subjectOf(db, "bob")];
       for (const statement of [...rowsFor(a, "a"), ...rowsFor(b, "b")]) await db.query(statement);
@@ -219,7 +190,7 @@ for (const backend of backends) {
     });
 
     test("absent finds the device-code table by its name before Barycenter's rename migration", async (t) => {
-      const db = await database(t, fullSchema(backend, "device_code"));
+      const db = await database(t, barycenterFullSchema(backend, "device_code"));
       await syncOk(db, [bob]);
       const b = await subjectOf(db, "bob");
       for (const statement of rowsFor(b, "b", "device_code")) await db.query(statement);
@@ -262,7 +233,7 @@ for (const backend of backends) {
     });
 
     test("--prune deletes only users the tool created that the file no longer lists", async (t) => {
-      const db = await database(t, fullSchema(backend));
+      const db = await database(t, barycenterFullSchema(backend));
       await syncOk(db, [alice, bob, { username: "carol", password: "carol-passphrase" }]);
       // Users the tool did not create: Barycenter's admin, a self-registered one.
       await db.query(`INSERT INTO users (subject, username, password_hash, created_at) VALUES

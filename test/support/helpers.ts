@@ -275,3 +275,39 @@ export async function propertiesOf(db: TestDatabase, username: string): Promise<
   );
   return Object.fromEntries(rows.map((r) => [r.key, r.value]));
 }
+
+/**
+ * Barycenter's tables after all its migrations (`../shared/spec/barycenter-database.md`), besides `properties`:
+ * the columns that matter here, with their keys, defaults and the passkeys' foreign key. `users` is created with
+ * the columns its later migration adds, so the tool leaves it as it is.
+ */
+export function barycenterFullSchema(backend: Backend, deviceTable = "device_codes"): string[] {
+  const autoincrement = backend.name === "postgres"
+    ? `"id" serial PRIMARY KEY`
+    : `"id" integer PRIMARY KEY AUTOINCREMENT`;
+  return [
+    `CREATE TABLE users (subject varchar NOT NULL PRIMARY KEY, username varchar NOT NULL UNIQUE,
+      password_hash varchar NOT NULL, email varchar NULL, email_verified bigint NOT NULL DEFAULT 0,
+      created_at bigint NOT NULL, enabled bigint NOT NULL DEFAULT 1, requires_2fa bigint NOT NULL DEFAULT 0,
+      passkey_enrolled_at bigint NULL)`,
+    `CREATE TABLE properties (owner varchar NOT NULL, key varchar NOT NULL, value varchar NOT NULL,
+      updated_at bigint NOT NULL, PRIMARY KEY (owner, key))`,
+    `CREATE TABLE sessions (session_id varchar PRIMARY KEY, subject varchar NOT NULL, auth_time bigint NOT NULL,
+      created_at bigint NOT NULL, expires_at bigint NOT NULL, amr varchar NULL, acr varchar NULL,
+      mfa_verified bigint NOT NULL DEFAULT 0)`,
+    `CREATE TABLE auth_codes (code varchar PRIMARY KEY, client_id varchar NOT NULL, subject varchar NOT NULL,
+      created_at bigint NOT NULL, expires_at bigint NOT NULL, consumed bigint NOT NULL DEFAULT 0)`,
+    `CREATE TABLE access_tokens (token varchar PRIMARY KEY, client_id varchar NOT NULL, subject varchar NOT NULL,
+      created_at bigint NOT NULL, expires_at bigint NOT NULL, revoked bigint NOT NULL DEFAULT 0)`,
+    `CREATE TABLE refresh_tokens (token varchar PRIMARY KEY, client_id varchar NOT NULL, subject varchar NOT NULL,
+      created_at bigint NOT NULL, expires_at bigint NOT NULL, revoked bigint NOT NULL DEFAULT 0,
+      parent_token varchar NULL)`,
+    `CREATE TABLE passkeys (credential_id varchar PRIMARY KEY, subject varchar NOT NULL,
+      FOREIGN KEY (subject) REFERENCES users(subject) ON DELETE CASCADE)`,
+    `CREATE TABLE webauthn_challenges (challenge varchar NOT NULL, subject varchar NULL)`,
+    `CREATE TABLE consent (${autoincrement}, client_id varchar NOT NULL, subject varchar NOT NULL,
+      revoked integer NOT NULL DEFAULT 0, expires_at bigint NULL)`,
+    `CREATE TABLE ${deviceTable} (device_code varchar PRIMARY KEY, subject varchar NULL)`,
+    `CREATE TABLE federated_identities (id text PRIMARY KEY, local_user_id text NOT NULL, peer text NOT NULL)`,
+  ];
+}
