@@ -1071,7 +1071,7 @@ export function validateUsers(data: unknown): UserSpec[] {
  * The properties Barycenter puts into tokens and userinfo (`gather_claims`):
  * scope `profile`, then scope `email`, where these two override the users columns.
  */
-export const EMITTED_CLAIMS: readonly string[] = [
+const EMITTED_CLAIMS: readonly string[] = [
   "preferred_username",
   "name",
   "given_name",
@@ -1103,7 +1103,7 @@ export interface FileWarning {
  * `properties.email` / `properties.email_verified` that differ from the user's
  * own field, since the property wins in tokens. Names users and properties, never values.
  */
-export function claimWarnings(specs: UserSpec[]): FileWarning[] {
+function claimWarnings(specs: UserSpec[]): FileWarning[] {
   const warnings: FileWarning[] = [];
   const unemitted = new Set<string>();
   for (const spec of specs) {
