@@ -9,10 +9,10 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { before, describe, test, type TestContext } from "node:test";
+import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { VERSION } from "../sync.ts";
-import { backends, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+import { backends, type TestDatabase, testDatabase, usersFile, usersRows } from "./support/helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const users = [
@@ -30,11 +30,7 @@ function run(command: string, args: string[], options: { cwd?: string; env?: Rec
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-async function database(t: TestContext, backend: (typeof backends)[number]): Promise<TestDatabase> {
-  const db = await backend.create();
-  t.after(() => db.close());
-  return db;
-}
+const database = testDatabase;
 
 describe("the bundle", () => {
   let out: string;

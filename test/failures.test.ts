@@ -13,7 +13,6 @@ import { isDeepStrictEqual } from "node:util";
 import { postgres } from "../deps.ts";
 import { InputError, parseUsersJson, validateUsers } from "../sync.ts";
 import {
-  type Backend,
   backends,
   postgresBackend,
   type RunningSync,
@@ -22,6 +21,7 @@ import {
   startSync,
   SYNC,
   type TestDatabase,
+  testDatabase,
   usersFile,
   usersRows,
 } from "./support/helpers.ts";
@@ -33,11 +33,7 @@ function manyUsers(count: number) {
   return Array.from({ length: count }, (_, i) => ({ username: `user${i}`, password: `password-${i}` }));
 }
 
-async function database(t: TestContext, backend: Backend): Promise<TestDatabase> {
-  const db = await backend.create();
-  t.after(() => db.close());
-  return db;
-}
+const database = testDatabase;
 
 /** Rows of `users`, or none when the table does not exist (a rolled-back first run). */
 async function usersOrNone(db: TestDatabase) {

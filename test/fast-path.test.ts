@@ -24,7 +24,7 @@ import {
   type UserSpec,
   validateUsers,
 } from "../sync.ts";
-import { backends, runSync, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+import { backends, runSync, type TestDatabase, testDatabase, usersFile, usersRows } from "./support/helpers.ts";
 
 const alice = { username: "alice", password: "alice-passphrase", email: "alice@example.com" };
 const bob = { username: "bob", password: "bob-passphrase", email: "bob@example.com" };
@@ -40,11 +40,7 @@ function manyUsers(count: number): UserSpec[] {
 
 for (const backend of backends) {
   describe(`fast path on ${backend.name}`, () => {
-    async function database(t: TestContext): Promise<TestDatabase> {
-      const db = await backend.create();
-      t.after(() => db.close());
-      return db;
-    }
+    const database = (t: TestContext) => testDatabase(t, backend);
 
     /** Syncs and returns the printed user lines and the JSON summary. */
     async function sync(db: TestDatabase, users: unknown) {

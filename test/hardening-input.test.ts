@@ -16,20 +16,25 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { argon2Hash, argon2Verify } from "../deps.ts";
 import * as sync from "../sync.ts";
-import { type Backend, backends, runSync, SYNC, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+import {
+  type Backend,
+  backends,
+  runSync,
+  SYNC,
+  type TestDatabase,
+  testDatabase,
+  usersFile,
+  usersRows,
+} from "./support/helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-async function database(t: TestContext, backend: Backend): Promise<TestDatabase> {
-  const db = await backend.create();
-  t.after(() => db.close());
-  return db;
-}
+const database = testDatabase;
 
 /** Rows of `users`, or none when the table was never created (a refused file opens no connection). */
 async function rowsOf(backend: Backend, db: TestDatabase) {

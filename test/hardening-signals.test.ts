@@ -22,12 +22,12 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { describe, test, type TestContext } from "node:test";
+import { describe, test } from "node:test";
 import { argon2Hash, postgres } from "../deps.ts";
 import { ARGON2_OPTIONS } from "../sync.ts";
 import {
-  type Backend,
   backends,
+  connectionCounter,
   postgresBackend,
   type RunningSync,
   type RunResult,
@@ -35,6 +35,7 @@ import {
   sqliteBackend,
   startSync,
   type TestDatabase,
+  testDatabase,
   usersFile,
   usersRows,
 } from "./support/helpers.ts";
@@ -43,11 +44,7 @@ const alice = { username: "alice", password: "alice-first-passphrase", email: "a
 const bob = { username: "bob", password: "bob-first-passphrase" };
 const SIGNALS = [["SIGTERM", 143], ["SIGINT", 130]] as const;
 
-async function database(t: TestContext, backend: Backend): Promise<TestDatabase> {
-  const db = await backend.create();
-  t.after(() => db.close());
-  return db;
-}
+const database = testDatabase;
 
 /** The rows of the tables a sync writes, or none where a table does not exist yet. */
 async function snapshot(db: TestDatabase): Promise<unknown[]> {
@@ -131,18 +128,6 @@ async function endsWithin(running: RunningSync, limit: number): Promise<RunResul
     assert.fail(`still running after ${limit} ms:\n${killed.stdout}${killed.stderr}`);
   }
   return run;
-}
-
-/** A TCP listener that counts connections: proof that the tool opened none. */
-async function connectionCounter(t: TestContext): Promise<{ port: number; count: () => number }> {
-  let count = 0;
-  const server = createServer((socket) => {
-    count++;
-    socket.destroy();
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(() => server.close());
-  return { port: (server.address() as { port: number }).port, count: () => count };
 }
 
 describe("database URLs", () => {

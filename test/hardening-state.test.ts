@@ -18,7 +18,7 @@ import { argon2Verify } from "../deps.ts";
 // A namespace import, so that this file also loads with the first version of sync.ts (which lacks the
 // state's new functions) and its central test can be shown to fail there.
 import * as sync from "../sync.ts";
-import { backends, runSync, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+import { backends, runSync, type TestDatabase, testDatabase, usersFile, usersRows } from "./support/helpers.ts";
 
 const alice = { username: "alice", password: "alice-file-passphrase", email: "alice@example.com" };
 const bob = { username: "bob", password: "bob-file-passphrase" };
@@ -75,11 +75,7 @@ type StateRow = { file_key: string; pairs_hash: string; hashes_digest: string };
 
 for (const backend of backends) {
   describe(`the fast path's state on ${backend.name}`, () => {
-    async function database(t: TestContext): Promise<TestDatabase> {
-      const db = await backend.create();
-      t.after(() => db.close());
-      return db;
-    }
+    const database = (t: TestContext) => testDatabase(t, backend);
 
     /** Runs the CLI with `--log-format json`; returns its status, user lines and summary. */
     async function run(db: TestDatabase, users: unknown, args: string[] = [], env: Record<string, string> = {}) {

@@ -16,7 +16,7 @@ import { argon2Verify as independentVerify } from "hash-wasm";
 import { parse as parseYaml, parseAllDocuments } from "yaml";
 import { argon2Verify } from "../deps.ts";
 import { hashPassword } from "../sync.ts";
-import { backends, runSync, SYNC, type TestDatabase, usersFile, usersRows } from "./support/helpers.ts";
+import { backends, runSync, SYNC, type TestDatabase, testDatabase, usersFile, usersRows } from "./support/helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const example = join(root, "examples", "users.json");
@@ -66,11 +66,7 @@ function onTerminal(command: string, steps: Keystrokes[] = [], env: Record<strin
 
 for (const backend of backends) {
   describe(`secrets without plaintext on ${backend.name}`, () => {
-    async function database(t: TestContext): Promise<TestDatabase> {
-      const db = await backend.create();
-      t.after(() => db.close());
-      return db;
-    }
+    const database = (t: TestContext) => testDatabase(t, backend);
     const sync = (db: TestDatabase, users: unknown, ...args: string[]) =>
       runSync(["--file", usersFile(users), "--database-url", db.url, ...args]);
 

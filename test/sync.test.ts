@@ -4,16 +4,17 @@
  */
 
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { describe, test, type TestContext } from "node:test";
 import { argon2Verify as independentVerify } from "hash-wasm";
 import { argon2Verify } from "../deps.ts";
 import {
   backends,
   BARYCENTER_TABLES,
+  connectionCounter,
   propertiesOf,
   runSync,
   type TestDatabase,
+  testDatabase,
   usersFile,
   usersRows,
 } from "./support/helpers.ts";
@@ -25,11 +26,7 @@ const bob = { username: "bob", password: "bob-first-passphrase" };
 
 for (const backend of backends) {
   describe(`sync on ${backend.name}`, () => {
-    async function database(t: TestContext): Promise<TestDatabase> {
-      const db = await backend.create();
-      t.after(() => db.close());
-      return db;
-    }
+    const database = (t: TestContext) => testDatabase(t, backend);
 
     async function sync(db: TestDatabase, users: unknown, ...args: string[]) {
       return await runSync(["--file", usersFile(users), "--database-url", db.url, ...args]);
@@ -342,19 +339,6 @@ for (const backend of backends) {
 }
 
 describe("bad input, on any backend", () => {
-  /** A TCP listener that counts connections: proof that the tool opened none. */
-  async function connectionCounter(t: TestContext): Promise<{ url: string; count: () => number }> {
-    let count = 0;
-    const server = createServer((socket) => {
-      count++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    t.after(() => server.close());
-    const { port } = server.address() as { port: number };
-    return { url: `postgres://u:p@127.0.0.1:${port}/db`, count: () => count };
-  }
-
   async function rejected(t: TestContext, content: unknown): Promise<string> {
     const counter = await connectionCounter(t);
     const run = await runSync(["--file", usersFile(content), "--database-url", counter.url]);

@@ -122,22 +122,27 @@ async function expectUsers(db: string, usersFile: string) {
   console.log(`ok: the database holds the file's ${listed.length} users, passwords verified`);
 }
 
+/** The rows of `users` with their `properties`, as either backend returns them. */
+function storedUsers(users: Record<string, unknown>[], properties: Record<string, unknown>[]): StoredUser[] {
+  return users.map((u) => ({
+    username: String(u.username),
+    password_hash: String(u.password_hash),
+    email: u.email === null ? null : String(u.email),
+    enabled: Number(u.enabled),
+    email_verified: Number(u.email_verified),
+    properties: Object.fromEntries(
+      properties.filter((p) => p.owner === u.subject).map((p) => [String(p.key), JSON.parse(String(p.value))]),
+    ),
+  }));
+}
+
 function sqliteUsers(path: string): StoredUser[] {
   const db = new DatabaseSync(path, { readOnly: true });
   try {
     const users = db.prepare("SELECT subject, username, password_hash, email, enabled, email_verified FROM users")
       .all();
     const properties = db.prepare("SELECT owner, key, value FROM properties").all();
-    return users.map((u) => ({
-      username: String(u.username),
-      password_hash: String(u.password_hash),
-      email: u.email === null ? null : String(u.email),
-      enabled: Number(u.enabled),
-      email_verified: Number(u.email_verified),
-      properties: Object.fromEntries(
-        properties.filter((p) => p.owner === u.subject).map((p) => [String(p.key), JSON.parse(String(p.value))]),
-      ),
-    }));
+    return storedUsers(users, properties);
   } finally {
     db.close();
   }
@@ -148,16 +153,7 @@ async function postgresUsers(url: string): Promise<StoredUser[]> {
   try {
     const users = await sql`SELECT subject, username, password_hash, email, enabled, email_verified FROM users`;
     const properties = await sql`SELECT owner, key, value FROM properties`;
-    return users.map((u) => ({
-      username: String(u.username),
-      password_hash: String(u.password_hash),
-      email: u.email === null ? null : String(u.email),
-      enabled: Number(u.enabled),
-      email_verified: Number(u.email_verified),
-      properties: Object.fromEntries(
-        properties.filter((p) => p.owner === u.subject).map((p) => [String(p.key), JSON.parse(String(p.value))]),
-      ),
-    }));
+    return storedUsers(users, properties);
   } finally {
     await sql.end();
   }

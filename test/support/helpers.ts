@@ -8,9 +8,11 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
+import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { postgres } from "../../deps.ts";
 
@@ -310,4 +312,27 @@ export function barycenterFullSchema(backend: Backend, deviceTable = "device_cod
     `CREATE TABLE ${deviceTable} (device_code varchar PRIMARY KEY, subject varchar NULL)`,
     `CREATE TABLE federated_identities (id text PRIMARY KEY, local_user_id text NOT NULL, peer text NOT NULL)`,
   ];
+}
+
+/** A fresh database of `backend` for one test, closed when the test ends. */
+export async function testDatabase(t: TestContext, backend: Backend): Promise<TestDatabase> {
+  const db = await backend.create();
+  t.after(() => db.close());
+  return db;
+}
+
+/**
+ * A TCP listener that counts connections and closes each at once: proof that
+ * the tool opened none. `url` is a PostgreSQL URL pointing at it.
+ */
+export async function connectionCounter(t: TestContext): Promise<{ port: number; url: string; count: () => number }> {
+  let count = 0;
+  const server = createServer((socket) => {
+    count++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const { port } = server.address() as { port: number };
+  return { port, url: `postgres://u:p@127.0.0.1:${port}/db`, count: () => count };
 }
