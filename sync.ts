@@ -3269,43 +3269,64 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   // From the first read on: a signal must end the run in a moment whatever it waits for.
   const signals = exitOnSignal(log);
   try {
-    const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file))
-      .map((spec) => ({ password_mode: options.passwordMode, ...spec }));
-    for (const warning of claimWarnings(specs)) log.warn(warning.message, { code: warning.code, ...warning.fields });
+    const specs = await readSpecs(options, log);
     if (options.mode === "validate") {
       // Secrets from files and variables exist only where the sync runs (a CI pipeline has none): not read here.
       const count = specs.length === 1 ? "1 user" : `${specs.length} users`;
       log.info(`${options.file}: ${count}, valid`, { file: options.file, users: specs.length });
       return EXIT.ok;
     }
-    if (options.prune && !specs.some((spec) => spec.state !== "absent")) {
-      log.warn("--prune: the file lists no users, so nothing is pruned (an empty file is more likely a mistake)");
-    }
-    const users = await resolvePasswords(specs, env, dirname(resolvePath(options.file)));
-    const store = openStore(await resolveDatabaseUrl(options), {
-      waitSeconds: options.waitSeconds,
-      statementTimeoutSeconds: options.statementTimeoutSeconds,
-      onRetry: (message) => log.warn(message, { retry: true }),
-    });
-    signals.abortFirst(store);
-    let result: SyncResult;
-    try {
-      const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
-      result = await syncUsers(store, users, {
-        dryRun: options.mode !== "sync",
-        ...(options.prune ? { prune: { max: options.maxPrune } } : {}),
-        work: { concurrency, progress: createProgress(log, terminal) },
-      });
-    } finally {
-      await store.close().catch(() => {});
-    }
-    const drift = reportResult(result, log, options.mode === "check");
-    return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
+    return await syncOnce(options, specs, env, log, { signals, concurrency });
   } catch (error) {
     return reportFailure(error, log);
   } finally {
     signals.stop();
   }
+}
+
+/** Reads, parses and validates the users file, with `--password-mode` as the default; logs the file's warnings. */
+async function readSpecs(options: Options, log: Logger): Promise<UserSpec[]> {
+  const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file))
+    .map((spec) => ({ password_mode: options.passwordMode, ...spec }));
+  for (const warning of claimWarnings(specs)) log.warn(warning.message, { code: warning.code, ...warning.fields });
+  return specs;
+}
+
+/**
+ * One run against the database: reads the secrets the users name, opens the
+ * store, syncs in one transaction and reports. Returns the exit status; throws
+ * what {@linkcode reportFailure} turns into one.
+ */
+async function syncOnce(
+  options: Options,
+  specs: UserSpec[],
+  env: Env,
+  log: Logger,
+  { signals, concurrency }: { signals: ReturnType<typeof exitOnSignal>; concurrency: number },
+): Promise<number> {
+  if (options.prune && !specs.some((spec) => spec.state !== "absent")) {
+    log.warn("--prune: the file lists no users, so nothing is pruned (an empty file is more likely a mistake)");
+  }
+  const users = await resolvePasswords(specs, env, dirname(resolvePath(options.file)));
+  const store = openStore(await resolveDatabaseUrl(options), {
+    waitSeconds: options.waitSeconds,
+    statementTimeoutSeconds: options.statementTimeoutSeconds,
+    onRetry: (message) => log.warn(message, { retry: true }),
+  });
+  signals.abortFirst(store);
+  let result: SyncResult;
+  try {
+    const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
+    result = await syncUsers(store, users, {
+      dryRun: options.mode !== "sync",
+      ...(options.prune ? { prune: { max: options.maxPrune } } : {}),
+      work: { concurrency, progress: createProgress(log, terminal) },
+    });
+  } finally {
+    await store.close().catch(() => {});
+  }
+  const drift = reportResult(result, log, options.mode === "check");
+  return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
 }
 
 /**
