@@ -29,10 +29,20 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { open, readFile } from "node:fs/promises";
 import { Buffer } from "node:buffer";
-import { constants, existsSync, readFileSync, realpathSync, type Stats } from "node:fs";
+import {
+  constants,
+  existsSync,
+  type FSWatcher,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  type Stats,
+  statSync,
+  watch,
+} from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
-import { dirname, resolve as resolvePath } from "node:path";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, parseToml, postgres, v } from "./deps.ts";
@@ -136,6 +146,10 @@ export interface Options {
   prune: boolean;
   /** Most users one run may prune; a run that would prune more does nothing. */
   maxPrune: number;
+  /** Keep running after the first sync, and sync again on file changes and every `resyncIntervalSeconds`. */
+  watch: boolean;
+  /** With `watch`: seconds between re-syncs when no file changes. */
+  resyncIntervalSeconds: number;
   help: boolean;
   version: boolean;
 }
@@ -233,6 +247,18 @@ const OPTIONS = {
     number: { default: 5, min: 0 },
     help: ["with --prune, change nothing and exit 2 when more than N", "users would be pruned (default 5)"],
   },
+  watch: {
+    help: [
+      "sync, then keep running: sync again when a watched file or",
+      "directory changes (after 1 s of quiet) and every",
+      "--resync-interval; for a sidecar. With --validate: validate once",
+    ],
+  },
+  "resync-interval": {
+    value: "SECONDS",
+    number: { default: 300, min: 0.1 },
+    help: ["with --watch, sync at least this often, to put back changes", "made in the database (default 300)"],
+  },
   help: { short: "h", help: ["show this help"] },
   version: { short: "V", help: ["show the version"] },
 } satisfies Record<string, OptionSpec>;
@@ -311,7 +337,9 @@ export function parseOptions(args: string[], env: Env): Options {
     const spec: OptionSpec = OPTIONS[name];
     return spec.env?.map((variable) => env[variable]).find((value) => value !== undefined && value !== "");
   };
-  const number = (name: "wait" | "statement-timeout" | "max-file-size" | "max-prune"): number => {
+  const number = (
+    name: "wait" | "statement-timeout" | "max-file-size" | "max-prune" | "resync-interval",
+  ): number => {
     const { default: fallback, min } = OPTIONS[name].number;
     const value = text(name);
     if (value === undefined) return fallback;
@@ -333,6 +361,14 @@ export function parseOptions(args: string[], env: Env): Options {
   }
   const modes = MODE_SWITCHES.filter((mode) => values[mode] === true);
   if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} exclude each other`);
+  const watch = values.watch === true;
+  // A watcher writes: a plan or a drift check that never ends would report nothing anyone reads.
+  if (watch && (modes[0] === "dry-run" || modes[0] === "check")) {
+    throw new UsageError(`--watch and --${modes[0]} exclude each other (for drift, run --check on a schedule)`);
+  }
+  if (!watch && values["resync-interval"] !== undefined) {
+    throw new UsageError("--resync-interval applies only with --watch");
+  }
   return {
     command: words[0] === "hash-password" ? "hash-password" : "sync",
     mode: modes[0] ?? "sync",
@@ -346,6 +382,8 @@ export function parseOptions(args: string[], env: Env): Options {
     passwordMode,
     prune: values.prune === true,
     maxPrune,
+    watch,
+    resyncIntervalSeconds: number("resync-interval"),
     help: values.help === true,
     version: values.version === true,
   };
@@ -3145,7 +3183,7 @@ function createProgress(log: Logger, terminal: { write(text: string): void } | u
  * Logs one line per created or updated user (and, for a plan, per unchanged
  * user too), then the summary. Returns whether anything changes.
  */
-function reportResult(result: SyncResult, log: Logger, check = false): boolean {
+function reportResult(result: SyncResult, log: Logger, check = false, summaryFields = {}): boolean {
   const verb = result.dryRun
     ? {
       create: "would create",
@@ -3222,6 +3260,7 @@ function reportResult(result: SyncResult, log: Logger, check = false): boolean {
     unchanged: counts.unchanged,
     deleted: counts.delete,
     already_absent: counts.absent,
+    ...summaryFields,
   });
   return drift;
 }
@@ -3269,6 +3308,8 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   // From the first read on: a signal must end the run in a moment whatever it waits for.
   const signals = exitOnSignal(log);
   try {
+    // --watch with --validate validates once, below: a sidecar's arguments can be checked in CI as they stand.
+    if (options.watch && options.mode === "sync") return await watchFiles(options, env, log, { signals, concurrency });
     const specs = await readSpecs(options, log);
     if (options.mode === "validate") {
       // Secrets from files and variables exist only where the sync runs (a CI pipeline has none): not read here.
@@ -3292,18 +3333,34 @@ async function readSpecs(options: Options, log: Logger): Promise<UserSpec[]> {
   return specs;
 }
 
+/** What every sync of a run shares: the signal handling and how many Argon2 computations run at once. */
+interface RunContext {
+  signals: ReturnType<typeof exitOnSignal>;
+  concurrency: number;
+}
+
 /**
- * One run against the database: reads the secrets the users name, opens the
- * store, syncs in one transaction and reports. Returns the exit status; throws
- * what {@linkcode reportFailure} turns into one.
+ * One run against the database: syncs in one transaction ({@linkcode syncDatabase}) and reports. Returns the
+ * exit status; throws what {@linkcode reportFailure} turns into one.
  */
-async function syncOnce(
+async function syncOnce(options: Options, specs: UserSpec[], env: Env, log: Logger, run: RunContext): Promise<number> {
+  const result = await syncDatabase(options, specs, env, log, run);
+  const drift = reportResult(result, log, options.mode === "check");
+  return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
+}
+
+/**
+ * Reads the secrets the users name, opens the store, syncs in one transaction
+ * and closes the store: the part of a run that a one-shot run and each of
+ * `--watch`'s syncs share. Throws what {@linkcode reportFailure} reports.
+ */
+async function syncDatabase(
   options: Options,
   specs: UserSpec[],
   env: Env,
   log: Logger,
-  { signals, concurrency }: { signals: ReturnType<typeof exitOnSignal>; concurrency: number },
-): Promise<number> {
+  { signals, concurrency }: RunContext,
+): Promise<SyncResult> {
   if (options.prune && !specs.some((spec) => spec.state !== "absent")) {
     log.warn("--prune: the file lists no users, so nothing is pruned (an empty file is more likely a mistake)");
   }
@@ -3314,10 +3371,9 @@ async function syncOnce(
     onRetry: (message) => log.warn(message, { retry: true }),
   });
   signals.abortFirst(store);
-  let result: SyncResult;
   try {
     const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
-    result = await syncUsers(store, users, {
+    return await syncUsers(store, users, {
       dryRun: options.mode !== "sync",
       ...(options.prune ? { prune: { max: options.maxPrune } } : {}),
       work: { concurrency, progress: createProgress(log, terminal) },
@@ -3325,8 +3381,240 @@ async function syncOnce(
   } finally {
     await store.close().catch(() => {});
   }
-  const drift = reportResult(result, log, options.mode === "check");
-  return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
+}
+
+/** How long a burst of file events must have been quiet before the sync it asks for. */
+const WATCH_QUIET_MS = 1000;
+
+/** Where file events are unavailable: how often the watched paths' modification times are compared. */
+const WATCH_POLL_MS = 1000;
+
+/**
+ * Longest a watcher stays silent while nothing changes, in seconds: then one
+ * status line. `USER_SYNC_STATUS_SECONDS` shortens it for the tests and the
+ * bench, which cannot wait an hour; it is not an operator's setting.
+ */
+const WATCH_STATUS_SECONDS = 3600;
+
+/**
+ * The paths `--watch` watches: the users file (through the directory that
+ * holds it, where Kubernetes swaps its `..data` link) or a directory itself.
+ */
+function watchedPaths(options: Options): string[] {
+  return [options.file];
+}
+
+/**
+ * `--watch`: syncs at once, then after each burst of changes to
+ * {@linkcode watchedPaths} and every `--resync-interval` seconds, never two
+ * syncs at once, until SIGTERM or SIGINT stops it while idle (returns 0; a
+ * signal during a sync ends the process as in a one-shot run). Each sync is a
+ * one-shot run's transaction on a store opened for it and closed after it, so
+ * nothing lingers between syncs, not even a connection that the server may
+ * drop. A failed sync, the first included, logs one error line and leaves the
+ * database as it was; the watcher keeps going, so that a bad Secret never
+ * crash-loops the pod, and the next change or interval tries again.
+ */
+async function watchFiles(options: Options, env: Env, log: Logger, run: RunContext): Promise<number> {
+  const paths = watchedPaths(options);
+  const statusSeconds = Number(env.USER_SYNC_STATUS_SECONDS);
+  const statusMs = (statusSeconds >= 0 ? statusSeconds : WATCH_STATUS_SECONDS) * 1000;
+  const quietLog = withoutRepeatedWarnings(log);
+  const started = new Date();
+  let syncs = 0;
+  let users = 0;
+  let lastChange: Date | undefined;
+  let lastLine = Date.now();
+  let failed = false;
+  let syncing = false;
+  let again = false;
+  let nextInterval: ReturnType<typeof setTimeout> | undefined;
+  let quiet: ReturnType<typeof setTimeout> | undefined;
+  let stopped!: () => void;
+  const done = new Promise<void>((resolve) => (stopped = resolve));
+
+  /** One sync: reported in full when it changed something, was the first, or follows a failure. */
+  const attempt = async () => {
+    const first = syncs === 0;
+    const fields = { resyncs: syncs };
+    syncs++;
+    try {
+      const specs = await readSpecs(options, quietLog);
+      const result = await syncDatabase(options, specs, env, quietLog, run);
+      users = specs.length;
+      const changed = result.changes.some((c) =>
+        c.action === "create" || c.action === "update" || c.action === "delete"
+      );
+      if (changed) lastChange = new Date();
+      if (first || changed || failed) {
+        reportResult(result, quietLog, false, fields);
+        lastLine = Date.now();
+      } else if (Date.now() - lastLine >= statusMs) {
+        const count = (n: number, noun: string) => `${n.toLocaleString("en-US")} ${noun}${n === 1 ? "" : "s"}`;
+        const since = lastChange ? `last change ${clockTime(lastChange)}` : `no change since ${clockTime(started)}`;
+        log.info(`watching ${count(paths.length, "file")}; ${count(users, "user")} in step; ${since}`, {
+          watching: paths,
+          users,
+          last_change: lastChange?.toISOString() ?? null,
+          ...fields,
+        });
+        lastLine = Date.now();
+      }
+      failed = false;
+    } catch (error) {
+      failed = true;
+      const prefix = first ? "first sync failed, still watching: " : "re-sync failed, still watching: ";
+      reportFailure(error, { ...log, error: (msg, f) => log.error(prefix + msg, { ...f, ...fields }) });
+      lastLine = Date.now();
+    } finally {
+      run.signals.abortFirst(undefined);
+      quietLog.nextRun();
+    }
+  };
+
+  const syncNow = async () => {
+    if (syncing) {
+      again = true;
+      return;
+    }
+    syncing = true;
+    clearTimeout(nextInterval);
+    run.signals.whenIdle(undefined);
+    try {
+      do {
+        again = false;
+        await attempt();
+      } while (again);
+    } finally {
+      syncing = false;
+      nextInterval = setTimeout(syncNow, options.resyncIntervalSeconds * 1000);
+      run.signals.whenIdle(stop);
+    }
+  };
+
+  const changed = () => {
+    clearTimeout(quiet);
+    quiet = setTimeout(syncNow, WATCH_QUIET_MS);
+  };
+  const unwatch = watchForChanges(paths, changed, log);
+  const stop = () => {
+    clearTimeout(nextInterval);
+    clearTimeout(quiet);
+    unwatch();
+    stopped();
+  };
+  log.info(
+    `watching ${paths.join(", ")} for changes; re-sync every ${options.resyncIntervalSeconds} s in any case`,
+    { watching: paths, resync_interval_s: options.resyncIntervalSeconds },
+  );
+  await syncNow();
+  await done;
+  return EXIT.ok;
+}
+
+/**
+ * Calls `changed` after something changes under `paths`: by file events on
+ * each file's directory (Kubernetes replaces a Secret's files by swapping the
+ * `..data` link beside them, which a watch on the file itself never sees) or
+ * on each directory. Where events are unavailable or fail, says so in one
+ * line and compares modification times instead. Returns what stops watching.
+ */
+function watchForChanges(paths: string[], changed: () => void, log: Logger): () => void {
+  const targets = paths.map((path) => {
+    const isDirectory = statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+    const name = basename(path);
+    // Only names that can change what is read, so that a database file or a journal beside them is no trigger.
+    const relevant = isDirectory
+      ? (file: string) => file.endsWith(".json") || file.startsWith("..")
+      : (file: string) => file === name || file.startsWith("..");
+    return { directory: isDirectory ? path : dirname(path), relevant };
+  });
+  let watchers: FSWatcher[] = [];
+  let poller: ReturnType<typeof setInterval> | undefined;
+  const stopWatchers = () => {
+    for (const watcher of watchers) watcher.close();
+    watchers = [];
+  };
+  const poll = (reason: string) => {
+    stopWatchers();
+    if (poller !== undefined) return;
+    log.warn(
+      `file events are not available (${reason}); comparing modification times every ${WATCH_POLL_MS / 1000} s instead`,
+      { code: "watch_polling" },
+    );
+    let last = modificationTimes(paths);
+    poller = setInterval(() => {
+      const now = modificationTimes(paths);
+      if (now === last) return;
+      last = now;
+      changed();
+    }, WATCH_POLL_MS);
+  };
+  try {
+    for (const { directory, relevant } of targets) {
+      const watcher = watch(directory, { persistent: true }, (_event, file) => {
+        if (file === null || relevant(String(file))) changed();
+      });
+      watcher.on("error", (error) => poll(describeDriverError(error)));
+      watchers.push(watcher);
+    }
+  } catch (error) {
+    poll(describeDriverError(error));
+  }
+  return () => {
+    stopWatchers();
+    clearInterval(poller);
+  };
+}
+
+/**
+ * What the polling fallback compares: identity, size and modification time of
+ * each path (a file's link followed), of the `..data` link's target beside it,
+ * and of each entry of a watched directory.
+ */
+function modificationTimes(paths: string[]): string {
+  const stamp = (path: string) => {
+    const stats = statSync(path, { throwIfNoEntry: false });
+    return stats ? `${path} ${stats.ino} ${stats.size} ${stats.mtimeMs}` : `${path} -`;
+  };
+  return paths.flatMap((path) => {
+    const isDirectory = statSync(path, { throwIfNoEntry: false })?.isDirectory() === true;
+    const directory = isDirectory ? path : dirname(path);
+    let entries: string[] = [];
+    try {
+      if (isDirectory) entries = readdirSync(path).filter((name) => !name.startsWith(".")).sort();
+    } catch { /* unreadable now: its stamp says so, and the sync will name the problem */ }
+    return [path, join(directory, "..data"), ...entries.map((name) => join(path, name))].map(stamp);
+  }).join("\n");
+}
+
+/**
+ * `log`, but a warning printed by the previous sync is not printed again: a
+ * watcher re-reading the same file must not repeat its warnings at every
+ * interval. `nextRun` marks where one sync ends.
+ */
+function withoutRepeatedWarnings(log: Logger): Logger & { nextRun(): void } {
+  let previous = new Set<string>();
+  let current = new Set<string>();
+  return {
+    info: log.info,
+    error: log.error,
+    warn: (msg, fields) => {
+      current.add(msg);
+      if (!previous.has(msg)) log.warn(msg, fields);
+    },
+    nextRun: () => {
+      previous = current;
+      current = new Set();
+    },
+  };
+}
+
+/** `14:02` for today, `2026-11-26 14:02` before, in UTC as the JSON logs' times. */
+function clockTime(date: Date): string {
+  const iso = date.toISOString();
+  const today = new Date().toISOString().slice(0, 10);
+  return iso.slice(0, 10) === today ? iso.slice(11, 16) : `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
 }
 
 /**
@@ -3371,17 +3659,30 @@ async function hashPasswordCommand(
 /**
  * From now until `stop`, SIGTERM (a pod being deleted) or SIGINT ends the
  * process within a moment with 128 + the signal's number, whatever the run is
- * doing: reading a file, connecting, waiting for a lock, hashing, writing.
+ * doing: reading a file, connecting, waiting for a lock, hashing, writing;
+ * except while a `whenIdle` function is set (a watcher between syncs), which
+ * is called instead, for the run to end with status 0.
  * The store given to `abortFirst` is aborted first, and the line printed says
  * what became of the changes: never "rolling back" after a commit.
  */
-function exitOnSignal(log: Logger): { abortFirst(store: Store): void; stop(): void } {
+function exitOnSignal(log: Logger): {
+  abortFirst(store: Store | undefined): void;
+  whenIdle(stop: (() => void) | undefined): void;
+  stop(): void;
+} {
   let store: Store | undefined;
+  let idle: (() => void) | undefined;
   let stopping = false;
   const handlers = (["SIGTERM", "SIGINT"] as const).map((signal) => {
     const handler = async () => {
       if (stopping) return;
       stopping = true;
+      if (idle) {
+        // A watcher between syncs: nothing to roll back, so a clean stop and exit status 0.
+        log.info(`received ${signal}: stopping; no sync was running`, { signal });
+        idle();
+        return;
+      }
       try {
         const outcome: AbortOutcome = store ? await store.abort().catch(() => "unknown" as const) : "nothing begun";
         log.error(`received ${signal}: ${SIGNAL_OUTCOME[outcome]}`);
@@ -3392,7 +3693,11 @@ function exitOnSignal(log: Logger): { abortFirst(store: Store): void; stop(): vo
     process.on(signal, handler);
     return () => process.off(signal, handler);
   });
-  return { abortFirst: (s) => (store = s), stop: () => handlers.forEach((remove) => remove()) };
+  return {
+    abortFirst: (s) => (store = s),
+    whenIdle: (stop) => (idle = stop),
+    stop: () => handlers.forEach((remove) => remove()),
+  };
 }
 
 /** What the signal's line says, for each {@linkcode AbortOutcome}. */
