@@ -249,15 +249,19 @@ const OPTIONS = {
   },
   watch: {
     help: [
-      "sync, then keep running: sync again when a watched file or",
-      "directory changes (after 1 s of quiet) and every",
-      "--resync-interval; for a sidecar. With --validate: validate once",
+      "sync, then keep running (a sidecar): sync again after each",
+      "change to the file or its directory (after 1 s of quiet) and",
+      "every --resync-interval; a failed sync is logged and retried;",
+      "SIGTERM between syncs exits 0. With --validate: validate once",
     ],
   },
   "resync-interval": {
     value: "SECONDS",
     number: { default: 300, min: 0.1 },
-    help: ["with --watch, sync at least this often, to put back changes", "made in the database (default 300)"],
+    help: [
+      "with --watch, sync at least this often, putting back changes",
+      "made in the database by hand (default 300)",
+    ],
   },
   help: { short: "h", help: ["show this help"] },
   version: { short: "V", help: ["show the version"] },
