@@ -62,6 +62,24 @@ function secretVolume(users: unknown): { file: string; update(users: unknown): v
   return { file: join(dir, "users.json"), update: write };
 }
 
+/**
+ * A module to preload (`NODE_OPTIONS=--import`) that makes `fs.watch` fail as
+ * it does when the inotify watches are used up: the only way to take file
+ * events away from a process on this machine without being root.
+ */
+function withoutFileEvents(): string {
+  const path = join(mkdtempSync(join(tmpdir(), "user-sync-preload-")), "no-file-events.mjs");
+  writeFileSync(
+    path,
+    `import fs from "node:fs";
+import { syncBuiltinESMExports } from "node:module";
+fs.watch = () => { throw Object.assign(new Error("no inotify watches left"), { code: "ENOSPC" }); };
+syncBuiltinESMExports();
+`,
+  );
+  return path;
+}
+
 /** `--watch` on `file`, killed when the test ends if it is still running. */
 function startWatch(
   t: TestContext,
@@ -147,6 +165,22 @@ for (const backend of backends) {
       assert.deepEqual(await usernames(db), ["alice", "bob"]);
       const run = await stop(running, "SIGTERM");
       assert.equal(run.code, 0, run.stderr);
+    });
+
+    test("without file events it says so in one line, compares modification times, and still picks up the swap", async (t) => {
+      const db = await testDatabase(t, backend);
+      const secret = secretVolume([alice]);
+      const running = startWatch(t, secret.file, db.url, [], { NODE_OPTIONS: `--import ${withoutFileEvents()}` });
+      await running.waitFor(/users: 1 created/);
+      secret.update([alice, bob]);
+      await running.waitFor(/created bob/);
+      assert.deepEqual(await usernames(db), ["alice", "bob"]);
+      const run = await stop(running, "SIGTERM");
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(run.stderr.split("\n").filter((line) => line !== ""), [
+        "warning: file events are not available (no inotify watches left (ENOSPC)); comparing modification times " +
+        "every 1 s instead",
+      ]);
     });
 
     test("survives an invalid file: the old users stay, one error line, and it recovers when the file is fixed", async (t) => {
