@@ -27,12 +27,12 @@
  */
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { open, readFile } from "node:fs/promises";
+import { open, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { Buffer } from "node:buffer";
 import { constants, existsSync, readFileSync, realpathSync, type Stats } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
-import { dirname, resolve as resolvePath } from "node:path";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, parseToml, postgres, v } from "./deps.ts";
@@ -118,7 +118,16 @@ export interface Options {
   /** `sync-users` (the default, also Barycenter's word) or `hash-password`. */
   command: "sync" | "hash-password";
   mode: Mode;
-  file: string;
+  /**
+   * The users files and directories, in the order given: `--file` (repeatable), else `$USERS_FILE` split at
+   * `:`, else {@linkcode DEFAULT_USERS_FILE}. Relative paths are relative to {@linkcode Options.workingDir}.
+   */
+  files: string[];
+  /**
+   * The directory relative paths are read from: `$INIT_CWD` when set (npm sets it to the directory `npm run`
+   * was typed in, while it runs the script in the package's root), else the process's working directory.
+   */
+  workingDir: string;
   /** From `--database-url` or the environment; otherwise the config file or the default decides. */
   databaseUrl: string | undefined;
   /** Barycenter's `config.toml`, whose `[database] url` is used when nothing above gives one. */
@@ -156,6 +165,8 @@ interface OptionSpec {
   env?: string[];
   /** Numbers: the default and the smallest value accepted. */
   number?: { default: number; min: number };
+  /** The option may be given more than once; its values are kept in order. */
+  multiple?: boolean;
   /** Help lines, without the flag column. */
   help: string[];
 }
@@ -165,7 +176,14 @@ const OPTIONS = {
     short: "f",
     value: "PATH",
     env: ["USERS_FILE"],
-    help: [`users JSON; default $USERS_FILE, else ${DEFAULT_USERS_FILE}`],
+    multiple: true,
+    help: [
+      "users JSON file, or a directory: its *.json files in name order",
+      "(names beginning with . skipped; a Secret mounted as a volume);",
+      "repeat for more; all are merged, a username may appear once;",
+      `default $USERS_FILE (paths separated by :), else`,
+      DEFAULT_USERS_FILE,
+    ],
   },
   "database-url": {
     short: "d",
@@ -283,15 +301,19 @@ export function parseOptions(args: string[], env: Env): Options {
       options: Object.fromEntries(
         (Object.entries(OPTIONS) as [OptionName, OptionSpec][]).map(([name, spec]) => [
           name,
-          { type: spec.value ? "string" : "boolean", ...(spec.short ? { short: spec.short } : {}) },
+          {
+            type: spec.value ? "string" : "boolean",
+            ...(spec.short ? { short: spec.short } : {}),
+            ...(spec.multiple ? { multiple: true } : {}),
+          },
         ]),
-      ) as Record<OptionName, { type: "string" | "boolean"; short?: string }>,
+      ) as Record<OptionName, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
     });
   } catch (error) {
     // parseArgs names the offending option, never a value; still, keep only its first line.
     throw new UsageError(String((error as Error).message).split("\n")[0]);
   }
-  const values = parsed.values as Partial<Record<OptionName, string | boolean>>;
+  const values = parsed.values as Partial<Record<OptionName, string | boolean | string[]>>;
   const words = parsed.positionals;
   const unexpected = words.filter((word) => word !== "sync-users" && word !== "hash-password");
   if (unexpected.length > 0 || words.length > 1) {
@@ -336,7 +358,8 @@ export function parseOptions(args: string[], env: Env): Options {
   return {
     command: words[0] === "hash-password" ? "hash-password" : "sync",
     mode: modes[0] ?? "sync",
-    file: text("file") ?? DEFAULT_USERS_FILE,
+    files: usersFilePaths(values.file as string[] | undefined, env),
+    workingDir: resolvePath(variable(env, "INIT_CWD") || process.cwd()),
     databaseUrl: text("database-url"),
     config: text("config"),
     logFormat,
@@ -349,6 +372,27 @@ export function parseOptions(args: string[], env: Env): Options {
     help: values.help === true,
     version: values.version === true,
   };
+}
+
+/** The users files to read: every `--file` in order, else `$USERS_FILE` split at `:`, else the default. */
+function usersFilePaths(given: string[] | undefined, env: Env): string[] {
+  const options = (given ?? []).filter((path) => path !== "");
+  if (options.length > 0) return options;
+  const listed = (env.USERS_FILE ?? "").split(":").filter((path) => path !== "");
+  return listed.length > 0 ? listed : [DEFAULT_USERS_FILE];
+}
+
+/**
+ * An environment variable, or undefined when it is unset or the runtime does
+ * not let the tool read it (Deno without `--allow-env` for it): a variable
+ * that only refines a default must not stop the run.
+ */
+function variable(env: Env, name: string): string | undefined {
+  try {
+    return env[name];
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -381,14 +425,100 @@ async function resolveDatabaseUrl(options: Options): Promise<string> {
 }
 // #endregion
 
-// #region Read: the users file, as text, then JSON
+// #region Read: the users files, as text, then JSON
+
+/** One users file to read. */
+export interface UsersFileRef {
+  /** Its absolute path: what the tool opens, and what a "cannot read" message prints. */
+  path: string;
+  /** The path as given, or for a file found in a directory the directory as given joined with its name. */
+  given: string;
+}
 
 /**
- * Reads the users file as UTF-8 text, at most `maxBytes` of it (a device or a
- * runaway file must not fill the pod's memory); throws {@linkcode InputError}
- * saying what to do.
+ * The users files that `paths` name, relative paths read from `workingDir`: a
+ * file as it is (whether it exists is for the read to say), a directory as
+ * every regular `*.json` file directly in it, sorted by name byte by byte
+ * (`LC_ALL=C ls`), names beginning with `.` skipped. Symbolic links are
+ * followed: a Secret's volume holds `users.json -> ..data/users.json` and
+ * `..data -> ..2026_…`. A link whose target is gone is skipped, as the kubelet
+ * leaves one for a moment when a key leaves the Secret. A file reached twice
+ * (given twice, or as itself and through its directory) is read once.
+ * Returns the files and, for each directory without a `*.json` file or that
+ * cannot be listed, a problem.
  */
-async function readUsersFile(path: string, maxBytes: number = LIMITS.fileMiB * 1024 * 1024): Promise<string> {
+async function listUsersFiles(
+  paths: string[],
+  workingDir: string,
+): Promise<{ files: UsersFileRef[]; problems: string[] }> {
+  const files: UsersFileRef[] = [];
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const add = async (file: UsersFileRef) => {
+    const real = await realpath(file.path).catch(() => file.path);
+    if (seen.has(real)) return;
+    seen.add(real);
+    files.push(file);
+  };
+  for (const given of paths) {
+    const path = resolvePath(workingDir, given);
+    const stats = await stat(path).catch(() => undefined);
+    // Not there, or not a directory: reading it says what is wrong.
+    if (!stats?.isDirectory()) {
+      await add({ path, given });
+      continue;
+    }
+    let names: string[];
+    try {
+      names = await readdir(path);
+    } catch (error) {
+      const reason = whyUnreadable(error, {
+        missing: "directory not found",
+        directory: "it is a directory",
+        denied: "permission denied; make the directory readable and searchable by this user",
+      });
+      problems.push(`cannot read users directory ${path}: ${reason}`);
+      continue;
+    }
+    const candidates = names.filter((name) => name.endsWith(".json") && !name.startsWith("."))
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    let found = 0;
+    for (const name of candidates) {
+      const entry = await stat(join(path, name)).catch(() => undefined);
+      if (!entry?.isFile()) continue;
+      found++;
+      await add({ path: join(path, name), given: join(given, name) });
+    }
+    if (found === 0) {
+      problems.push(
+        `users directory ${path} holds no *.json file (names beginning with "." are skipped); put the users ` +
+          "in a .json file there, or give the right directory",
+      );
+    }
+  }
+  return { files, problems };
+}
+
+/**
+ * How messages name each file: its name when no other file read has the same
+ * name (`team-a.json`), else the path as given (`a/users.json`, `b/users.json`).
+ */
+export function fileLabels(files: string[]): string[] {
+  const names = files.map((file) => basename(file));
+  return files.map((file, i) => names.indexOf(names[i]) === names.lastIndexOf(names[i]) ? names[i] : file);
+}
+
+/**
+ * Reads a users file as UTF-8 text, at most `maxBytes` of it (a device or a
+ * runaway file must not fill the pod's memory); throws {@linkcode InputError}
+ * saying what to do. `label` names the file in messages but for "cannot
+ * read", which prints the absolute path the tool looked at.
+ */
+async function readUsersFile(
+  path: string,
+  maxBytes: number = LIMITS.fileMiB * 1024 * 1024,
+  label = path,
+): Promise<string> {
   let bytes: Uint8Array;
   try {
     bytes = await readAtMost(path, maxBytes + 1);
@@ -398,18 +528,18 @@ async function readUsersFile(path: string, maxBytes: number = LIMITS.fileMiB * 1
       directory: "it is a directory, not a file; give the path of the JSON file itself",
       denied: "permission denied; make the file readable by this user",
     });
-    throw new InputError(`cannot read users file ${path}: ${reason}`);
+    throw new InputError(`cannot read users file ${resolvePath(path)}: ${reason}`);
   }
   if (bytes.length > maxBytes) {
     throw new InputError(
-      `users file ${path} is larger than ${(maxBytes / 1024 / 1024).toFixed(1)} MiB; ` +
+      `users file ${label} is larger than ${(maxBytes / 1024 / 1024).toFixed(1)} MiB; ` +
         "if it really is that large, raise the limit with --max-file-size",
     );
   }
   try {
     return strictUtf8.decode(bytes);
   } catch {
-    throw new InputError(`users file ${path} is not UTF-8 text; save it as UTF-8`);
+    throw new InputError(`users file ${label} is not UTF-8 text; save it as UTF-8`);
   }
 }
 
@@ -560,6 +690,16 @@ export interface UserSpec {
   properties?: Record<string, unknown>;
   /** `absent`: delete the user and every row keyed by its subject; such a user has only a username. */
   state?: "present" | "absent";
+  /** Where the user was read; set when the users are read from files, never part of what is stored. */
+  origin?: UserOrigin;
+}
+
+/** Where a user was read: for messages, and for the `password_file` paths that are relative to its file. */
+export interface UserOrigin {
+  /** The user's place in messages: `users[3]`, or `team-a.json: users[3]` when several files are read. */
+  place: string;
+  /** The absolute directory of the file that lists the user. */
+  dir: string;
 }
 
 /** The user Barycenter re-creates, with the password `password123`, whenever it is missing at start. */
@@ -1067,6 +1207,80 @@ export function validateUsers(data: unknown): UserSpec[] {
   return result.output as UserSpec[];
 }
 
+/** One users file, parsed: how messages name it, its absolute directory, and its JSON. */
+export interface ParsedUsersFile {
+  label: string;
+  dir: string;
+  data: unknown;
+}
+
+/**
+ * Validates each file and merges their users into one list, in file order,
+ * each user with its {@linkcode UserOrigin}. Returns every problem, each
+ * prefixed with its file's label (`team-a.json: users[3].email: …`),
+ * including a username that two files list, or that differs between two files
+ * only in letter case or Unicode normalisation; the users only when there is
+ * no problem. With one file (`several` false: the caller may have read more
+ * files that failed), places are as {@linkcode validateUsers} gives them.
+ */
+export function mergeUsersFiles(
+  files: ParsedUsersFile[],
+  several = files.length > 1,
+): { users: UserSpec[]; problems: string[] } {
+  const users: UserSpec[] = [];
+  const problems: string[] = [];
+  for (const { label, dir, data } of files) {
+    try {
+      users.push(
+        ...validateUsers(data).map((user, index) => ({
+          ...user,
+          origin: { place: several ? `${label}: users[${index}]` : `users[${index}]`, dir },
+        })),
+      );
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      problems.push(...error.problems.map((problem) => several ? `${label}: ${problem}` : problem));
+    }
+  }
+  problems.push(...crossFileProblems(files));
+  return { users: problems.length > 0 ? [] : users, problems };
+}
+
+/**
+ * The usernames of later files that an earlier file already lists, exactly or
+ * as a look-alike (the rule of {@linkcode userProblems}, across files); each
+ * problem names both places.
+ */
+function crossFileProblems(files: { label: string; data: unknown }[]): string[] {
+  const problems: string[] = [];
+  const first = new Map<string, { file: number; index: number; username: string }>();
+  files.forEach(({ label, data }, file) => {
+    usersList(data).forEach((user, index) => {
+      if (!isPlainObject(user) || typeof user.username !== "string") return;
+      const folded = user.username.normalize("NFC").toLowerCase();
+      const earlier = first.get(folded);
+      if (earlier === undefined) first.set(folded, { file, index, username: user.username });
+      // Twice in one file is that file's own problem (userProblems).
+      if (earlier === undefined || earlier.file === file) return;
+      const there = files[earlier.file].label;
+      problems.push(
+        earlier.username === user.username
+          ? `${label}: users[${index}].username: ${quoteKey(user.username)} is also listed in ${there} ` +
+            `(users[${earlier.index}]); a username may be listed in one file only, remove one`
+          : `${label}: users[${index}].username: differs from users[${earlier.index}].username in ${there} only in ` +
+            "letter case or Unicode normalisation; such look-alike accounts are refused, rename one",
+      );
+    });
+  });
+  return problems;
+}
+
+/** The list of users in parsed JSON, a bare array or `{"users": [...]}`; none when it is neither. */
+function usersList(data: unknown): unknown[] {
+  if (Array.isArray(data)) return data;
+  return isPlainObject(data) && Array.isArray(data.users) ? data.users : [];
+}
+
 /**
  * The properties Barycenter puts into tokens and userinfo (`gather_claims`):
  * scope `profile`, then scope `email`, where these two override the users columns.
@@ -1134,9 +1348,9 @@ function claimWarnings(specs: UserSpec[]): FileWarning[] {
   return warnings;
 }
 
-function invalid(problems: string[]): InputError {
+function invalid(problems: string[], what = "users file is"): InputError {
   const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
-  return new InputError(`users file is invalid (${count}); nothing was changed`, problems);
+  return new InputError(`${what} invalid (${count}); nothing was changed`, problems);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -1285,7 +1499,8 @@ function formatKey(key: string, options: { dot?: boolean } = {}): string {
  * Turns `password_file` and `password_env` into `password`: reads each file
  * (one trailing newline trimmed, as `kubectl create secret --from-file` and
  * editors leave one) and each variable, then checks the result with the
- * password rules. Relative paths are relative to the users file. Problems name
+ * password rules. Relative paths are relative to the users file that lists
+ * the user ({@linkcode UserOrigin}; without one, to `baseDir`). Problems name
  * the user and the path or variable, never the content.
  */
 async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): Promise<UserSpec[]> {
@@ -1295,10 +1510,11 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
     let password: string | undefined;
     let path: string;
     const user = `(user ${JSON.stringify(spec.username)})`;
+    const place = spec.origin?.place ?? `users[${index}]`;
     if (password_file !== undefined) {
-      path = `users[${index}].password_file ${user}`;
+      path = `${place}.password_file ${user}`;
       try {
-        const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024, true);
+        const bytes = await readAtMost(resolvePath(spec.origin?.dir ?? baseDir, password_file), 64 * 1024, true);
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
       } catch (error) {
         const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
@@ -1310,7 +1526,7 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
         return rest;
       }
     } else if (password_env !== undefined) {
-      path = `users[${index}].password_env ${user}`;
+      path = `${place}.password_env ${user}`;
       try {
         password = env[password_env];
       } catch {
@@ -3269,14 +3485,20 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   // From the first read on: a signal must end the run in a moment whatever it waits for.
   const signals = exitOnSignal(log);
   try {
-    const specs = await readSpecs(options, log);
     if (options.mode === "validate") {
       // Secrets from files and variables exist only where the sync runs (a CI pipeline has none): not read here.
-      const count = specs.length === 1 ? "1 user" : `${specs.length} users`;
-      log.info(`${options.file}: ${count}, valid`, { file: options.file, users: specs.length });
+      const { files, users: specs } = await readUsers(options, log);
+      const count = (n: number) => n === 1 ? "1 user" : `${n} users`;
+      for (const { label, users } of files) log.info(`${label}: ${count(users)}, valid`, { file: label, users });
+      if (files.length > 1) {
+        log.info(`${count(specs.length)} in ${files.length} files, valid`, {
+          files: files.length,
+          users: specs.length,
+        });
+      }
       return EXIT.ok;
     }
-    return await syncOnce(options, specs, env, log, { signals, concurrency });
+    return await syncOnce(options, await readSpecs(options, log), env, log, { signals, concurrency });
   } catch (error) {
     return reportFailure(error, log);
   } finally {
@@ -3284,12 +3506,46 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   }
 }
 
-/** Reads, parses and validates the users file, with `--password-mode` as the default; logs the file's warnings. */
+/**
+ * Reads, parses and validates every users file and merges them into one list
+ * ({@linkcode mergeUsersFiles}), with `--password-mode` as the default; logs
+ * the warnings about the merged list. Throws {@linkcode InputError} with every
+ * problem of every file; no file's users are returned unless all are valid.
+ */
 async function readSpecs(options: Options, log: Logger): Promise<UserSpec[]> {
-  const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file))
-    .map((spec) => ({ password_mode: options.passwordMode, ...spec }));
-  for (const warning of claimWarnings(specs)) log.warn(warning.message, { code: warning.code, ...warning.fields });
-  return specs;
+  return (await readUsers(options, log)).users;
+}
+
+/** {@linkcode readSpecs}, with how messages name each file read and how many users it lists. */
+async function readUsers(
+  options: Options,
+  log: Logger,
+): Promise<{ files: { label: string; users: number }[]; users: UserSpec[] }> {
+  const { files, problems } = await listUsersFiles(options.files, options.workingDir);
+  const several = files.length + problems.length > 1;
+  // One file is named as given, as it always was; several by their names, short and unambiguous.
+  const labels = several ? fileLabels(files.map((file) => file.given)) : files.map((file) => file.given);
+  const parsed: ParsedUsersFile[] = [];
+  for (const [i, file] of files.entries()) {
+    const label = labels[i];
+    try {
+      const text = await readUsersFile(file.path, options.maxFileBytes, label);
+      parsed.push({ label, dir: dirname(file.path), data: parseUsersJson(text, label) });
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      // One file: its error as it is. Several: each problem under its file ("cannot read" names the path already).
+      if (!several) throw error;
+      const own = error.problems.map((problem) => `${label}: ${problem}`);
+      problems.push(...(own.length > 0 ? own : [error.message.replace(/; nothing was changed$/, "")]));
+    }
+  }
+  const merged = mergeUsersFiles(parsed, several);
+  problems.push(...merged.problems);
+  if (problems.length === 1 && files.length === 0) throw new InputError(problems[0]);
+  if (problems.length > 0) throw invalid(problems, several ? "users files are" : "users file is");
+  const users = merged.users.map((spec) => ({ password_mode: options.passwordMode, ...spec }));
+  for (const warning of claimWarnings(users)) log.warn(warning.message, { code: warning.code, ...warning.fields });
+  return { files: parsed.map(({ label, data }) => ({ label, users: usersList(data).length })), users };
 }
 
 /**
@@ -3307,7 +3563,7 @@ async function syncOnce(
   if (options.prune && !specs.some((spec) => spec.state !== "absent")) {
     log.warn("--prune: the file lists no users, so nothing is pruned (an empty file is more likely a mistake)");
   }
-  const users = await resolvePasswords(specs, env, dirname(resolvePath(options.file)));
+  const users = await resolvePasswords(specs, env, options.workingDir);
   const store = openStore(await resolveDatabaseUrl(options), {
     waitSeconds: options.waitSeconds,
     statementTimeoutSeconds: options.statementTimeoutSeconds,
