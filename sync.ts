@@ -178,11 +178,11 @@ const OPTIONS = {
     env: ["USERS_FILE"],
     multiple: true,
     help: [
-      "users JSON file, or a directory: its *.json files in name order",
-      "(names beginning with . skipped; a Secret mounted as a volume);",
-      "repeat for more; all are merged, a username may appear once;",
-      `default $USERS_FILE (paths separated by :), else`,
-      DEFAULT_USERS_FILE,
+      "users JSON file, or a directory: its *.json files in name",
+      "order, names beginning with . skipped (a Secret mounted as a",
+      "volume); repeat for several, merged into one list; default",
+      `$USERS_FILE (paths separated by :), else ${DEFAULT_USERS_FILE};`,
+      "relative paths are read from $INIT_CWD (set by npm), else here",
     ],
   },
   "database-url": {
@@ -230,7 +230,7 @@ const OPTIONS = {
   "max-file-size": {
     value: "MIB",
     number: { default: LIMITS.fileMiB, min: 0.001 },
-    help: [`largest users file accepted (default ${LIMITS.fileMiB})`],
+    help: [`largest users file accepted, each file (default ${LIMITS.fileMiB})`],
   },
   "password-mode": {
     value: "MODE",
