@@ -9,7 +9,7 @@
  *
  * - Errors: each kind maps to one exit status
  * - Options: one table ({@linkcode OPTIONS}) builds the help, the parser and the defaults
- * - Read: the users file as text, then JSON
+ * - Read: the users files (several, directories too) as text, then JSON
  * - Validate: one valibot schema per user, which `users.schema.json` is generated from
  * - Plan: what to write, compared with the database, without I/O ({@linkcode planChanges})
  * - Passwords: Argon2 hashing and verifying, and the no-change fast path's state
@@ -428,7 +428,7 @@ async function resolveDatabaseUrl(options: Options): Promise<string> {
 // #region Read: the users files, as text, then JSON
 
 /** One users file to read. */
-export interface UsersFileRef {
+interface UsersFileRef {
   /** Its absolute path: what the tool opens, and what a "cannot read" message prints. */
   path: string;
   /** The path as given, or for a file found in a directory the directory as given joined with its name. */
