@@ -696,8 +696,10 @@ export interface UserSpec {
 
 /** Where a user was read: for messages, and for the `password_file` paths that are relative to its file. */
 export interface UserOrigin {
-  /** The user's place in messages: `users[3]`, or `team-a.json: users[3]` when several files are read. */
-  place: string;
+  /** How messages name the file, when several files are read; with one, messages name no file. */
+  file?: string;
+  /** The user's index in its file's list. */
+  index: number;
   /** The absolute directory of the file that lists the user. */
   dir: string;
 }
@@ -1167,9 +1169,9 @@ interface Problem {
 }
 
 /** The error for a list of problems, each user's together in the order found, printed as `path: message`. */
-function invalidUsers(problems: Problem[]): InputError {
+function invalidUsers(problems: Problem[], what?: string): InputError {
   problems.sort((a, b) => (a.index ?? -1) - (b.index ?? -1));
-  return invalid(problems.map(({ path, message }) => `${path}: ${message}`));
+  return invalid(problems.map(({ path, message }) => `${path}: ${message}`), what);
 }
 
 /**
@@ -1234,7 +1236,7 @@ export function mergeUsersFiles(
       users.push(
         ...validateUsers(data).map((user, index) => ({
           ...user,
-          origin: { place: several ? `${label}: users[${index}]` : `users[${index}]`, dir },
+          origin: several ? { file: label, index, dir } : { index, dir },
         })),
       );
     } catch (error) {
@@ -1510,7 +1512,8 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
     let password: string | undefined;
     let path: string;
     const user = `(user ${JSON.stringify(spec.username)})`;
-    const place = spec.origin?.place ?? `users[${index}]`;
+    const { file, index: inFile = index } = spec.origin ?? {};
+    const place = file === undefined ? `users[${inFile}]` : `${file}: users[${inFile}]`;
     if (password_file !== undefined) {
       path = `${place}.password_file ${user}`;
       try {
@@ -1548,7 +1551,10 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
     }
     return { ...rest, password };
   }));
-  if (problems.length > 0) throw invalidUsers(problems);
+  if (problems.length > 0) {
+    const several = specs.some((spec) => spec.origin?.file !== undefined);
+    throw invalidUsers(problems, several ? "users files are" : undefined);
+  }
   return resolved;
 }
 // #endregion

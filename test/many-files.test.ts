@@ -111,10 +111,10 @@ describe("merging files (pure)", () => {
   test("users of several files merge in file order, each with its file's place", () => {
     const { users, problems } = mergeUsersFiles([file("a.json", [alice]), file("b.json", { users: [bob, carol] })]);
     assert.deepEqual(problems, []);
-    assert.deepEqual(users.map((u) => [u.username, u.origin?.place]), [
-      ["alice", "a.json: users[0]"],
-      ["bob", "b.json: users[0]"],
-      ["carol", "b.json: users[1]"],
+    assert.deepEqual(users.map((u) => [u.username, u.origin?.file, u.origin?.index]), [
+      ["alice", "a.json", 0],
+      ["bob", "b.json", 0],
+      ["carol", "b.json", 1],
     ]);
   });
 
@@ -334,6 +334,7 @@ for (const backend of backends) {
       const two = tree({ "b.json": [bob, { username: "carol", password_file: "carol.pw" }] });
       const run = await runSync(["-f", join(one, "a.json"), "-f", join(two, "b.json"), "-d", db.url]);
       assert.equal(run.code, 2);
+      assert.match(run.stderr, /^error: users files are invalid \(1 problem\); nothing was changed$/m);
       assert.match(run.stderr, /^ {2}b\.json: users\[1\]\.password_file \(user "carol"\): cannot read /m);
       assert.equal(await backend.tableExists(db, "users"), false, "no table was even created");
     });
