@@ -13,7 +13,14 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type ClusterSecrets, type K8sObject, k8sObjects, podSpec, runContainer } from "./support/deploy.ts";
+import {
+  type ClusterSecrets,
+  type K8sObject,
+  k8sObjects,
+  kubernetesSchemaProblems,
+  podSpec,
+  runContainer,
+} from "./support/deploy.ts";
 import { runSync } from "./support/helpers.ts";
 import {
   k8sEnv,
@@ -103,6 +110,14 @@ describe("the Helm chart, rendered by helm", { skip: k8sToolsSkip }, () => {
       assert.match(out, /1 chart\(s\) linted, 0 chart\(s\) failed/);
       assert.doesNotMatch(out, /\[(WARNING|ERROR)\]/, out);
     }
+  });
+
+  test("everything the chart renders, with every value set, is valid against the Kubernetes API schema", async () => {
+    const objects = [];
+    for (const set of [{ name: "defaults", args: [] }, ...valueSets]) {
+      for (const object of await render(set.args)) objects.push({ source: `helm template (${set.name})`, object });
+    }
+    assert.deepEqual(await kubernetesSchemaProblems(objects), []);
   });
 
   test("without users or an existing Secret, rendering fails saying which value to set", async () => {

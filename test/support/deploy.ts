@@ -8,9 +8,10 @@
  */
 
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import { SYNC } from "./helpers.ts";
 
@@ -121,4 +122,61 @@ export async function runContainer(
     });
   });
   return { ...result, mounts, argv };
+}
+
+/** The kubernetes-models module path of an object's apiVersion: `apps/v1` → `apps/v1`, core `v1` → `v1`. */
+function modelPath(object: K8sObject): string {
+  return `kubernetes-models/${object.apiVersion}/${object.kind}`;
+}
+
+/**
+ * Validates objects against the Kubernetes API schema, with no cluster, in two passes that
+ * each catch what the other cannot. The validators of `kubernetes-models` (generated from
+ * Kubernetes' OpenAPI definitions) check types, required fields, enumerations and formats, but
+ * let unknown fields pass; so each object is also type-checked (deno check) as an object
+ * literal of the same package's type, whose excess-property check rejects a misspelt or
+ * misplaced field (`securityContxt`, `runAsUser` on a pod's container list) the way
+ * `kubectl --validate=strict` would. Returns the problems, each naming where; none: valid.
+ */
+export async function kubernetesSchemaProblems(objects: { source: string; object: K8sObject }[]): Promise<string[]> {
+  const problems: string[] = [];
+  const lines: string[] = [];
+  for (const [i, { source, object }] of objects.entries()) {
+    let model;
+    try {
+      model = (await import(modelPath(object)))[object.kind];
+    } catch {
+      problems.push(`${source}: no schema for ${object.apiVersion} ${object.kind}`);
+      continue;
+    }
+    try {
+      new model(object).validate();
+    } catch (error) {
+      problems.push(`${source}: ${object.kind} ${object.metadata?.name}: ${(error as Error).message}`);
+    }
+    // One line an object, so that deno check's line numbers say which object.
+    lines.push(`export const o${i}: import("${modelPath(object)}").I${object.kind} = ${JSON.stringify(object)};`);
+  }
+  const dir = fileURLToPath(new URL("../../.cache/", import.meta.url));
+  mkdirSync(dir, { recursive: true });
+  const file = join(mkdtempSync(join(dir, "schema-check-")), "objects.ts");
+  writeFileSync(file, lines.join("\n") + "\n");
+  const deno = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
+  const checked = await new Promise<string>((resolve) => {
+    execFile(
+      deno,
+      ["check", "--quiet", file],
+      { env: { PATH: process.env.PATH ?? "", NO_COLOR: "1" } },
+      (error, _, stderr) => {
+        resolve(error ? stderr : "");
+      },
+    );
+  });
+  rmSync(join(file, ".."), { recursive: true, force: true });
+  for (const match of checked.matchAll(/TS\d+ \[ERROR\]: (.*)\n\s+at .*:(\d+):\d+/g)) {
+    const { source, object } = objects[Number(/^export const o(\d+)/.exec(lines[Number(match[2]) - 1])?.[1])];
+    problems.push(`${source}: ${object.kind} ${object.metadata?.name}: ${match[1]}`);
+  }
+  if (checked && problems.length === 0) problems.push(`deno check failed:\n${checked}`);
+  return problems;
 }
