@@ -10,16 +10,18 @@ import assert from "node:assert/strict";
 import { cpSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
   type ClusterSecrets,
+  exampleUsernames,
+  HASHED_EXAMPLE,
   type K8sObject,
   k8sObjects,
   kubernetesSchemaProblems,
   podSpec,
   runContainer,
+  usernamesIn,
 } from "./support/deploy.ts";
 import { runSync } from "./support/helpers.ts";
 import {
@@ -34,23 +36,9 @@ import {
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const chart = join(root, "deploy", "helm");
-const hashedExample = join(root, "examples", "users.hashed.json");
-const exampleUsernames = JSON.parse(readFileSync(hashedExample, "utf8")).users.map((u: { username: string }) =>
-  u.username
-).sort();
 const help = (await runSync(["--help"])).stdout;
 const watchSkip = !help.includes("--watch") &&
   "sync.ts has no --watch yet (issue 12, branch h14b): the sidecar's command line runs after that merge";
-
-/** Usernames in the SQLite database at `file`. */
-function usernamesIn(file: string): string[] {
-  const db = new DatabaseSync(file, { readOnly: true });
-  try {
-    return db.prepare("SELECT username FROM users ORDER BY username").all().map((row) => String(row.username));
-  } finally {
-    db.close();
-  }
-}
 
 /** A set of values the chart must render, and the Secrets the cluster would already hold for it. */
 interface ValueSet {
@@ -66,7 +54,7 @@ interface ValueSet {
 const valueSets: ValueSet[] = [
   {
     name: "inline users",
-    args: ["--set-file", `userSync.users=${hashedExample}`],
+    args: ["--set-file", `userSync.users=${HASHED_EXAMPLE}`],
     secrets: {},
     database: "barycenter.db",
     usernames: exampleUsernames,
@@ -74,7 +62,7 @@ const valueSets: ValueSet[] = [
   {
     name: "an existing Secret (under a key of its own)",
     args: ["--set", "userSync.existingSecret=site-users", "--set", "userSync.secretKey=accounts.json"],
-    secrets: { "site-users": { "accounts.json": readFileSync(hashedExample, "utf8") } },
+    secrets: { "site-users": { "accounts.json": readFileSync(HASHED_EXAMPLE, "utf8") } },
     database: "barycenter.db",
     usernames: exampleUsernames,
   },

@@ -12,7 +12,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { type K8sObject, k8sObjects, kubernetesSchemaProblems, runContainer } from "./support/deploy.ts";
+import {
+  HASHED_EXAMPLE,
+  type K8sObject,
+  k8sObjects,
+  kubernetesSchemaProblems,
+  runContainer,
+} from "./support/deploy.ts";
 import { runSync } from "./support/helpers.ts";
 
 const manifests = fileURLToPath(new URL("../deploy/kubernetes/", import.meta.url));
@@ -52,7 +58,7 @@ test("every user-sync container in deploy/kubernetes, run with its mounts and --
   // The Secrets the manifests' headers tell the operator to create.
   const secrets = {
     "barycenter-users": {
-      "users.json": readFileSync(new URL("../examples/users.hashed.json", import.meta.url), "utf8"),
+      "users.json": readFileSync(HASHED_EXAMPLE, "utf8"),
     },
     "barycenter-database": { url: "postgres://barycenter:secret@127.0.0.1:1/barycenter" },
   };

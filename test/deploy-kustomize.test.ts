@@ -11,16 +11,18 @@ import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
 import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
+  exampleUsernames,
+  HASHED_EXAMPLE,
   imageEntrypoint,
   type K8sObject,
   k8sObjects,
   kubernetesSchemaProblems,
   podSpec,
   runContainer,
+  usernamesIn,
 } from "./support/deploy.ts";
 import {
   k8sEnv,
@@ -35,24 +37,10 @@ import {
 const root = fileURLToPath(new URL("..", import.meta.url));
 const barycenterChart = join(root, "test", "fixtures", "deploy", "barycenter-chart");
 const kustomize = join(root, "deploy", "kustomize");
-const hashedExample = join(root, "examples", "users.hashed.json");
-const exampleUsernames = JSON.parse(readFileSync(hashedExample, "utf8")).users.map((u: { username: string }) =>
-  u.username
-).sort();
 /** The Secret `userSync.existingSecret` names, as the cluster holds it. */
-const clusterSecrets = { "barycenter-users": { "users.json": readFileSync(hashedExample, "utf8") } };
+const clusterSecrets = { "barycenter-users": { "users.json": readFileSync(HASHED_EXAMPLE, "utf8") } };
 /** Barycenter's chart's arguments to its own binary (its command without `barycenter`). */
 const barycenterArgs = ["-c", "/app/config/config.toml", "sync-users", "--file", "/secrets/users.json"];
-
-/** Usernames in the SQLite database at `file`. */
-function usernamesIn(file: string): string[] {
-  const db = new DatabaseSync(file, { readOnly: true });
-  try {
-    return db.prepare("SELECT username FROM users ORDER BY username").all().map((row) => String(row.username));
-  } finally {
-    db.close();
-  }
-}
 
 describe("the patch for Barycenter's chart, applied by kubectl kustomize and helm", { skip: k8sToolsSkip }, () => {
   let tools: K8sTools;

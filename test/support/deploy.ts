@@ -12,8 +12,26 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DatabaseSync } from "node:sqlite";
 import { parseAllDocuments } from "yaml";
 import { SYNC } from "./helpers.ts";
+
+/** The example users file the deploy tests sync (hashed: no plaintext). */
+export const HASHED_EXAMPLE = fileURLToPath(new URL("../../examples/users.hashed.json", import.meta.url));
+
+/** The usernames in {@linkcode HASHED_EXAMPLE}, sorted. */
+export const exampleUsernames: string[] = JSON.parse(readFileSync(HASHED_EXAMPLE, "utf8")).users
+  .map((u: { username: string }) => u.username).sort();
+
+/** Usernames in the SQLite database at `file`. */
+export function usernamesIn(file: string): string[] {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    return db.prepare("SELECT username FROM users ORDER BY username").all().map((row) => String(row.username));
+  } finally {
+    db.close();
+  }
+}
 
 /** A Kubernetes object as the tests read it: plain data, loosely typed. */
 // deno-lint-ignore no-explicit-any -- rendered manifests are checked field by field, not typed.
