@@ -82,7 +82,7 @@ const valueSets: ValueSet[] = [
   },
 ];
 
-describe("the Helm chart, rendered by helm", { skip: k8sToolsSkip }, () => {
+describe("the Helm chart, rendered by helm", { skip: k8sToolsSkip, concurrency: true }, () => {
   let tools: K8sTools;
   let env: Record<string, string>;
   before(async () => {

@@ -42,7 +42,10 @@ const clusterSecrets = { "barycenter-users": { "users.json": readFileSync(HASHED
 /** Barycenter's chart's arguments to its own binary (its command without `barycenter`). */
 const barycenterArgs = ["-c", "/app/config/config.toml", "sync-users", "--file", "/secrets/users.json"];
 
-describe("the patch for Barycenter's chart, applied by kubectl kustomize and helm", { skip: k8sToolsSkip }, () => {
+describe("the patch for Barycenter's chart, applied by kubectl kustomize and helm", {
+  skip: k8sToolsSkip,
+  concurrency: true,
+}, () => {
   let tools: K8sTools;
   let env: Record<string, string>;
   let chartOutput: string;
