@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
+  type ClusterSecrets,
   HASHED_EXAMPLE,
   type K8sObject,
   k8sObjects,
@@ -55,12 +56,25 @@ test("the schema check rejects a wrong type, a missing required field and an unk
 
 test("every user-sync container in deploy/kubernetes, run with its mounts and --validate, succeeds", async (t) => {
   const help = (await runSync(["--help"])).stdout;
-  // The Secrets the manifests' headers tell the operator to create.
-  const secrets = {
-    "barycenter-users": {
-      "users.json": readFileSync(HASHED_EXAMPLE, "utf8"),
-    },
-    "barycenter-database": { url: "postgres://barycenter:secret@127.0.0.1:1/barycenter" },
+  // The Secrets a manifest's header tells the operator to create, whatever their names: every key a
+  // mounted Secret has holds the example users file, every key an env variable takes a database URL
+  // (--validate connects to nothing).
+  const secretsFor = (pod: K8sObject): ClusterSecrets => {
+    const secrets: ClusterSecrets = {};
+    for (const { secret } of pod.volumes ?? []) {
+      if (!secret) continue;
+      const keys = secret.items?.map((item: { key: string }) => item.key) ?? ["users.json"];
+      secrets[secret.secretName] = Object.fromEntries(
+        keys.map((key: string) => [key, readFileSync(HASHED_EXAMPLE, "utf8")]),
+      );
+    }
+    for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
+      for (const { valueFrom } of container.env ?? []) {
+        const ref = valueFrom?.secretKeyRef;
+        if (ref) (secrets[ref.name] ??= {})[ref.key] = "postgres://barycenter:secret@127.0.0.1:1/barycenter";
+      }
+    }
+    return secrets;
   };
   let ran = 0;
   for (const file of files) {
@@ -73,7 +87,10 @@ test("every user-sync container in deploy/kubernetes, run with its mounts and --
           t.diagnostic(`${file} ${container.name}: not run, sync.ts has no --watch yet (issue 12, branch h14b)`);
           continue;
         }
-        const run = await runContainer(objects, pod, container.name, { secrets, extraArgs: ["--validate"] });
+        const run = await runContainer(objects, pod, container.name, {
+          secrets: secretsFor(pod),
+          extraArgs: ["--validate"],
+        });
         assert.equal(run.code, 0, `${file} ${container.name}: ${run.argv.join(" ")}\n${run.stdout}${run.stderr}`);
         ran++;
       }
