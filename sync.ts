@@ -436,16 +436,15 @@ export interface DatabaseUrlChoice {
 
 /**
  * The database URL in Barycenter's own order: option or environment, then
- * `[database] url` of the config file, then Barycenter's default. A relative
- * config path is relative to where the user ran the command ({@linkcode invocationDir}).
+ * `[database] url` of the config file, then Barycenter's default.
  */
-async function resolveDatabaseUrl(options: Options, env: Env): Promise<DatabaseUrlChoice> {
+async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> {
   if (options.databaseUrl !== undefined) {
     return { url: options.databaseUrl, source: options.databaseUrlSource ?? "--database-url" };
   }
   const fallback = { url: DEFAULT_DATABASE_URL, source: "Barycenter's default" };
   if (options.config === undefined) return fallback;
-  const path = resolvePath(invocationDir(env), options.config);
+  const path = resolvePath(options.config);
   let text: string;
   try {
     text = strictUtf8.decode(await readAtMost(path, LIMITS.fileMiB * 1024 * 1024, true));
@@ -471,15 +470,6 @@ async function resolveDatabaseUrl(options: Options, env: Env): Promise<DatabaseU
     throw new UsageError(`config file ${path}: [database] url must be a non-empty string`);
   }
   return { url, source: `config ${options.config}` };
-}
-
-/**
- * The directory the user ran the command in. npm runs scripts in the package
- * root and passes the user's directory as `INIT_CWD`, so `cd examples && npm
- * run sync -- -c config.toml` means examples/config.toml, as the user meant.
- */
-function invocationDir(env: Env): string {
-  return env.INIT_CWD || process.cwd();
 }
 // #endregion
 
@@ -3422,6 +3412,11 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   }
   const color = colorFor(env, { stdout: process.stdout.isTTY, stderr: process.stderr.isTTY });
   const log = createLogger(options.logFormat, output, { color, started });
+  try {
+    workInInvocationDir(env);
+  } catch (error) {
+    return reportFailure(error, log);
+  }
   const concurrency = sizeThreadPool();
   if (options.command === "hash-password" || options.mode !== "validate") {
     // Loaded now, before anything is read: a missing addon or Deno permission is said at once, not mid-transaction.
@@ -3450,6 +3445,29 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   }
 }
 
+/**
+ * Moves to the folder the user ran the command in. npm runs a script in the
+ * package root and passes the user's folder as `INIT_CWD`: without this,
+ * `cd examples && npm run -s sync -- -f users.json -c config.toml -d
+ * sqlite://x.db` would look for both files, and create x.db, in the package
+ * root. With it, every relative path (--file, --config, a password_file's users
+ * file, a relative SQLite URL) means what it means to npx, and to a plain run
+ * from that folder.
+ */
+function workInInvocationDir(env: Env): void {
+  const folder = env.INIT_CWD;
+  if (folder === undefined || folder === "" || resolvePath(folder) === process.cwd()) return;
+  try {
+    process.chdir(folder);
+  } catch (error) {
+    throw new UsageError(
+      `cannot work in $INIT_CWD, ${folder} (the folder npm says the command was run in): ${
+        whyUnreadable(error, { missing: "not found", directory: "not a folder", denied: "permission denied" })
+      }`,
+    );
+  }
+}
+
 /** Reads, parses and validates the users file, with `--password-mode` as the default; logs the file's warnings. */
 async function readSpecs(options: Options, log: Logger): Promise<UserSpec[]> {
   const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file))
@@ -3474,7 +3492,7 @@ async function syncOnce(
     log.warn("--prune: the file lists no users, so nothing is pruned (an empty file is more likely a mistake)");
   }
   const users = await resolvePasswords(specs, env, dirname(resolvePath(options.file)));
-  const database = await resolveDatabaseUrl(options, env);
+  const database = await resolveDatabaseUrl(options);
   const store = openStore(database.url, {
     waitSeconds: options.waitSeconds,
     statementTimeoutSeconds: options.statementTimeoutSeconds,

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -134,6 +134,25 @@ describe("cannot read: the absolute path and the same words for every file", () 
     const run = await runSync(["-c", "config.toml", "--file", usersFile([alice])], { INIT_CWD: userDir }, tempDir());
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual((await usersRows(db)).map((r) => r.username), ["alice"]);
+  });
+});
+
+describe("relative paths under npm ($INIT_CWD)", () => {
+  test("a relative users file and a relative SQLite URL are the user's folder's, not the package root's", async () => {
+    const userDir = tempDir();
+    const packageRoot = tempDir();
+    writeFileSync(join(userDir, "users.json"), JSON.stringify([alice]));
+    const run = await runSync(["-f", "users.json", "-d", "sqlite://x.db?mode=rwc"], { INIT_CWD: userDir }, packageRoot);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, new RegExp(`^database: sqlite ${userDir}/x\\.db \\(from --database-url\\)$`, "m"));
+    assert.ok(existsSync(join(userDir, "x.db")));
+    assert.equal(existsSync(join(packageRoot, "x.db")), false);
+  });
+
+  test("an $INIT_CWD that does not exist is said, exit 2", async () => {
+    const run = await runSync(["-f", "users.json", "--validate"], { INIT_CWD: "/nonexistent-folder" });
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /^error: cannot work in \$INIT_CWD, \/nonexistent-folder .*: not found/m);
   });
 });
 
