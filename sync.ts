@@ -101,7 +101,7 @@ export class InputError extends Error {
  * a Deno permission not granted. Exit 2, nothing read from or written to a
  * database; the message says what to run instead.
  */
-export class RuntimeError extends Error {
+class RuntimeError extends Error {
   override name = "RuntimeError";
 }
 
@@ -426,7 +426,7 @@ function nearestOption(typed: string): string | undefined {
 }
 
 /** A database URL and where it came from, in words for the `database:` line. */
-export interface DatabaseUrlChoice {
+interface DatabaseUrlChoice {
   url: string;
   /** `--database-url`, `$DATABASE_URL`, `config ../chart/config.toml`, or `Barycenter's default`. */
   source: string;
@@ -3455,7 +3455,13 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
  * from that folder.
  */
 function workInInvocationDir(env: Env): void {
-  const folder = env.INIT_CWD;
+  let folder: string | undefined;
+  try {
+    folder = env.INIT_CWD;
+  } catch {
+    // Deno without --allow-env for it: npm's hint only, so the working directory stands, as without npm.
+    return;
+  }
   if (folder === undefined || folder === "" || resolvePath(folder) === process.cwd()) return;
   try {
     process.chdir(folder);
