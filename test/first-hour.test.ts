@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { VERSION } from "../sync.ts";
 import { backends, postgresBackend, runSync, testDatabase, usersFile, usersRows } from "./support/helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -34,6 +35,16 @@ describe("how to run it", () => {
     assert.equal(run.status, 0, run.stderr);
     // Nothing but the tool's own line on standard output: no npm banner to strip.
     assert.equal(run.stdout, "users.json: 3 users, valid\n");
+  });
+
+  test("npm run -s sync puts nothing but the tool's output on standard output", () => {
+    const run = spawnSync("npm", ["run", "-s", "sync", "--", "--version"], {
+      cwd: join(root, "examples"),
+      env: { PATH: `/usr/bin:/bin:${process.env.PATH}`, HOME: process.env.HOME ?? tmpdir() },
+      encoding: "utf8",
+    });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout, `barycenter-user-sync ${VERSION}\n`);
   });
 
   test("--help's usage names the command the README uses", async () => {
