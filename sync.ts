@@ -27,7 +27,7 @@
  */
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { open, readdir, readFile, realpath, stat } from "node:fs/promises";
+import { open, readdir, realpath, stat } from "node:fs/promises";
 import { Buffer } from "node:buffer";
 import { constants, existsSync, readFileSync, realpathSync, type Stats } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -35,7 +35,7 @@ import process from "node:process";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, parseToml, postgres, v } from "./deps.ts";
+import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, loadArgon2, parseToml, postgres, v } from "./deps.ts";
 
 /** The tool's version, printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -96,6 +96,15 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * The runtime cannot do what the run needs: a Node.js without `node:sqlite`,
+ * a Deno permission not granted. Exit 2, nothing read from or written to a
+ * database; the message says what to run instead.
+ */
+class RuntimeError extends Error {
+  override name = "RuntimeError";
+}
+
 /** The database could not be reached or the transaction failed: exit 3, rolled back. */
 class DatabaseError extends Error {
   override name = "DatabaseError";
@@ -130,6 +139,8 @@ export interface Options {
   workingDir: string;
   /** From `--database-url` or the environment; otherwise the config file or the default decides. */
   databaseUrl: string | undefined;
+  /** Where {@linkcode Options.databaseUrl} came from: `--database-url` or `$VARIABLE`. */
+  databaseUrlSource: string | undefined;
   /** Barycenter's `config.toml`, whose `[database] url` is used when nothing above gives one. */
   config: string | undefined;
   logFormat: "text" | "json";
@@ -265,8 +276,10 @@ const HELP = helpText();
 
 function helpText(): string {
   const lines = [
-    "Usage: node sync.ts [-c CONFIG] [sync-users] [options]",
-    "       node sync.ts hash-password        (reads a password from standard input)",
+    "Usage: barycenter-user-sync [-c CONFIG] [sync-users] [options]",
+    "       barycenter-user-sync hash-password   (reads a password from standard input)",
+    "  run as: npx --no-install barycenter-user-sync ...  (in a clone, after npm ci)",
+    "          node dist/sync.mjs ...                     (the bundle; the image's entrypoint)",
     "",
     "Makes Barycenter's users match a JSON file, in one transaction. hash-password",
     "prints the Argon2id hash of a password, for a users file's password_hash.",
@@ -282,9 +295,22 @@ function helpText(): string {
   }
   lines.push(
     "",
-    "Exit status: 0 success; 2 bad usage or bad input (nothing written);",
-    "3 database unreachable or transaction failed (rolled back); 4 --check found",
-    "drift; 130 and 143 stopped by SIGINT or SIGTERM (rolled back); 1 unexpected error.",
+    "Environment:",
+    "  USERS_FILE               --file when not given",
+    "  DATABASE_URL, BARYCENTER__DATABASE__URL",
+    "                           --database-url when not given, in this order",
+    "  INIT_CWD                 set by npm: relative paths are resolved against it",
+    "  NO_COLOR                 set: no colours in text lines",
+    "  UV_THREADPOOL_SIZE       Argon2 threads (default: the usable CPU cores)",
+    "  the variables a users file names in password_env",
+    "",
+    "Exit status:",
+    "  0    success (--check: the database matches the file)",
+    "  2    bad usage or bad input; nothing written",
+    "  3    database unreachable, or a statement failed (rolled back)",
+    "  4    --check found drift (a sync would change something)",
+    "  1    unexpected error (a bug: please report it)",
+    "  130  stopped by SIGINT, 143 stopped by SIGTERM (rolled back)",
   );
   return lines.join("\n") + "\n";
 }
@@ -310,8 +336,7 @@ export function parseOptions(args: string[], env: Env): Options {
       ) as Record<OptionName, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
     });
   } catch (error) {
-    // parseArgs names the offending option, never a value; still, keep only its first line.
-    throw new UsageError(String((error as Error).message).split("\n")[0]);
+    throw new UsageError(argumentProblem(error, args));
   }
   const values = parsed.values as Partial<Record<OptionName, string | boolean | string[]>>;
   const words = parsed.positionals;
@@ -332,6 +357,13 @@ export function parseOptions(args: string[], env: Env): Options {
     if (typeof given === "string" && given !== "") return given;
     const spec: OptionSpec = OPTIONS[name];
     return spec.env?.map((variable) => env[variable]).find((value) => value !== undefined && value !== "");
+  };
+  /** Where {@linkcode text} found the option's value: the flag, or the variable. */
+  const source = (name: OptionName): string | undefined => {
+    if (typeof values[name] === "string" && values[name] !== "") return `--${name}`;
+    const spec: OptionSpec = OPTIONS[name];
+    const variable = spec.env?.find((variable) => env[variable] !== undefined && env[variable] !== "");
+    return variable === undefined ? undefined : `$${variable}`;
   };
   const number = (name: "wait" | "statement-timeout" | "max-file-size" | "max-prune"): number => {
     const { default: fallback, min } = OPTIONS[name].number;
@@ -355,12 +387,16 @@ export function parseOptions(args: string[], env: Env): Options {
   }
   const modes = MODE_SWITCHES.filter((mode) => values[mode] === true);
   if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} exclude each other`);
+  const opensDatabase = modes[0] !== "validate" && words[0] !== "hash-password";
   return {
     command: words[0] === "hash-password" ? "hash-password" : "sync",
     mode: modes[0] ?? "sync",
     files: usersFilePaths(values.file as string[] | undefined, env),
     workingDir: resolvePath(variable(env, "INIT_CWD") || process.cwd()),
-    databaseUrl: text("database-url"),
+    // Read only by runs that open a database: under Deno each variable read needs a permission.
+    ...(opensDatabase
+      ? { databaseUrl: text("database-url"), databaseUrlSource: source("database-url") }
+      : { databaseUrl: undefined, databaseUrlSource: undefined }),
     config: text("config"),
     logFormat,
     waitSeconds: number("wait"),
@@ -396,32 +432,88 @@ function variable(env: Env, name: string): string | undefined {
 }
 
 /**
+ * parseArgs' complaint in our own words: its text quotes the option oddly and
+ * gives advice about `--` that does not apply here. Never a value: an option's
+ * argument may be a password-bearing URL.
+ */
+function argumentProblem(error: unknown, args: string[]): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const named = /'(-[^',\s]*)(?:,\s*(--[^'\s]+))?/.exec(String(message));
+  // The option as the user typed it: parseArgs gives "-f, --file" for both spellings.
+  const option = named?.[2] && args.some((a) => a === named[2] || a.startsWith(`${named[2]}=`))
+    ? named[2]
+    : named?.[1] ?? "an option";
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const suggestion = nearestOption(option);
+    return `unknown option ${option.slice(0, 40)}${suggestion ? `; did you mean --${suggestion}?` : ""}`;
+  }
+  if (/argument missing/.test(String(message))) {
+    const name = (named?.[2] ?? named?.[1] ?? "").replace(/^-+/, "") as OptionName;
+    const value = (OPTIONS[name] as OptionSpec | undefined)?.value ?? "a value";
+    return `${option} needs a value (${option} ${value})`;
+  }
+  if (/does not take an argument/.test(String(message))) return `${option} is a switch and takes no value`;
+  return String(message).split("\n")[0];
+}
+
+/** The known long option nearest to `typed` by edit distance, when it is close enough to be a typo. */
+function nearestOption(typed: string): string | undefined {
+  const word = typed.replace(/^-+/, "").split("=")[0].toLowerCase();
+  if (word.length < 2) return undefined;
+  let best: { name: string; distance: number } | undefined;
+  for (const name of Object.keys(OPTIONS)) {
+    const distance = editDistance(word, name);
+    if (!best || distance < best.distance) best = { name, distance };
+  }
+  // A third of the name may be wrong: --flie, --dryrun and --databse-url are typos, --foo is not.
+  return best && best.distance <= Math.max(1, Math.floor(best.name.length / 3)) ? best.name : undefined;
+}
+
+/** A database URL and where it came from, in words for the `database:` line. */
+interface DatabaseUrlChoice {
+  url: string;
+  /** `--database-url`, `$DATABASE_URL`, `config ../chart/config.toml`, or `Barycenter's default`. */
+  source: string;
+  /** Set when a config file was read but gave no `[database] url`: worth a warning. */
+  configWithoutUrl?: string;
+}
+
+/**
  * The database URL in Barycenter's own order: option or environment, then
  * `[database] url` of the config file, then Barycenter's default.
  */
-async function resolveDatabaseUrl(options: Options): Promise<string> {
-  if (options.databaseUrl !== undefined) return options.databaseUrl;
-  if (options.config === undefined) return DEFAULT_DATABASE_URL;
+async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> {
+  if (options.databaseUrl !== undefined) {
+    return { url: options.databaseUrl, source: options.databaseUrlSource ?? "--database-url" };
+  }
+  const fallback = { url: DEFAULT_DATABASE_URL, source: "Barycenter's default" };
+  if (options.config === undefined) return fallback;
+  const path = resolvePath(options.config);
   let text: string;
   try {
-    text = await readFile(options.config, "utf8");
+    text = strictUtf8.decode(await readAtMost(path, LIMITS.fileMiB * 1024 * 1024, true));
   } catch (error) {
-    throw new UsageError(`cannot read config file ${options.config} (${(error as { code?: string }).code ?? "error"})`);
+    const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
+      missing: "file not found; check the path given with -c/--config",
+      directory: "it is a directory, not a file; give the path of config.toml itself",
+      denied: "permission denied; make the file readable by this user",
+    });
+    throw new UsageError(`cannot read config file ${path}: ${reason}`);
   }
   let config: Record<string, unknown>;
   try {
     config = parseToml(text);
   } catch (error) {
     const { line, column } = error as { line?: number; column?: number };
-    throw new UsageError(`config file ${options.config} is not valid TOML at line ${line}, column ${column}`);
+    throw new UsageError(`config file ${path} is not valid TOML at line ${line}, column ${column}`);
   }
   const database = config.database;
   const url = isPlainObject(database) ? database.url : undefined;
-  if (url === undefined) return DEFAULT_DATABASE_URL;
+  if (url === undefined) return { ...fallback, configWithoutUrl: path };
   if (typeof url !== "string" || url === "") {
-    throw new UsageError(`config file ${options.config}: [database] url must be a non-empty string`);
+    throw new UsageError(`config file ${path}: [database] url must be a non-empty string`);
   }
-  return url;
+  return { url, source: `config ${options.config}` };
 }
 // #endregion
 
@@ -539,7 +631,11 @@ async function readUsersFile(
   try {
     return strictUtf8.decode(bytes);
   } catch {
-    throw new InputError(`users file ${label} is not UTF-8 text; save it as UTF-8`);
+    const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+    throw new InputError(
+      `users file ${label} is ${utf16 ? "UTF-16 text (it starts with a UTF-16 byte order mark)" : "not UTF-8 text"}; ` +
+        "save it as UTF-8 JSON",
+    );
   }
 }
 
@@ -614,8 +710,12 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
   } catch {
     const { offset, reason } = locateJsonError(body);
     const { line, column } = lineAndColumn(body, offset);
+    // A YAML file (Helm values, a kubectl habit) fails at its first character: say what it is and what is expected.
+    const yaml = looksLikeYaml(body)
+      ? `; it looks like YAML, but a users file must be JSON: an array of users, or {"users": [...]}`
+      : "";
     throw new InputError(
-      `${source} is not valid JSON: ${reason} at line ${line}, column ${column}; nothing was changed`,
+      `${source} is not valid JSON: ${reason} at line ${line}, column ${column}${yaml}; nothing was changed`,
     );
   }
   const scan = scanJson(body);
@@ -650,6 +750,16 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
   }
   if (problems.length > 0) throw invalid(problems);
   return data;
+}
+/**
+ * Whether text that is not JSON looks like YAML: its first line that is not
+ * blank or a comment is a document marker, a directive, a list item or a
+ * `key:` mapping entry. JSON never starts like that.
+ */
+function looksLikeYaml(text: string): boolean {
+  const first = text.split(/\r?\n/).find((line) => line.trim() !== "" && !line.trimStart().startsWith("#"));
+  if (first === undefined) return text.trimStart().startsWith("#");
+  return /^(---|%YAML|- |-$|[\p{L}_][\p{L}\p{N}_.-]*\s*:(\s|$))/u.test(first.trimStart());
 }
 // #endregion
 
@@ -1525,7 +1635,11 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
           directory: "it is a directory; give the file of the Secret's key",
           denied: "permission denied",
         });
-        problems.push({ index, path, message: `cannot read ${password_file} (${reason})` });
+        problems.push({
+          index,
+          path,
+          message: `cannot read password_file ${resolvePath(baseDir, password_file)}: ${reason}`,
+        });
         return rest;
       }
     } else if (password_env !== undefined) {
@@ -2721,9 +2835,9 @@ class SqliteStore implements Store {
     try {
       ({ DatabaseSync } = await import("node:sqlite"));
     } catch {
-      throw new DatabaseError(
-        `this runtime (Node.js ${process.versions.node}) has no node:sqlite; SQLite needs Node.js 22.13+ or Deno 2.2+`,
-        { inTransaction: false },
+      throw new RuntimeError(
+        `SQLite needs the runtime's node:sqlite, which Node.js ${process.versions.node} does not have: run with ` +
+          "Node.js 22.13+ or Deno 2.2+ (PostgreSQL, --validate and hash-password work with this one)",
       );
     }
     try {
@@ -2806,9 +2920,13 @@ class PostgresStore implements Store {
   #aborted = false;
   /** `host:port/database`, never the password: safe to print. */
   readonly target: string;
+  /** The URL's `sslmode` (or `ssl`), to say what a failed TLS handshake was asked for. */
+  #sslmode: string | undefined;
 
   constructor(url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS) {
     this.#secrets = urlSecrets(url);
+    const query = new URLSearchParams(url.split("#")[0].split("?")[1] ?? "");
+    this.#sslmode = query.get("sslmode") ?? query.get("ssl") ?? undefined;
     this.#options = options;
     try {
       this.#sql = postgres(url, {
@@ -2860,7 +2978,7 @@ class PostgresStore implements Store {
         return await this.#attempt(work, mode);
       } catch (error) {
         if (!(error instanceof ConnectError)) throw error;
-        const reason = this.#redact(describeDriverError(error.cause));
+        const reason = this.#redact(connectFailure(error.cause, this.#sslmode));
         const remaining = deadline - performance.now();
         const delay = Math.min(remaining, retryDelay(attempt));
         if (!isTransientConnectError(error.cause) || remaining <= 0) {
@@ -2868,7 +2986,8 @@ class PostgresStore implements Store {
           const waited = attempt > 1
             ? ` after ${attempt} attempts in ${seconds} s (--wait ${this.#options.waitSeconds})`
             : "";
-          throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}`, {
+          const hint = isTransientConnectError(error.cause) ? `; ${UNREACHABLE_HINT}` : "";
+          throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}${hint}`, {
             inTransaction: false,
             cause: error.cause,
           });
@@ -2999,6 +3118,25 @@ class ConnectError extends Error {
   constructor(cause: unknown) {
     super("connection failed", { cause });
   }
+}
+
+/** What to check when the server stays unreachable: the usual causes in a cluster, in one clause. */
+const UNREACHABLE_HINT = "check the host (in Kubernetes, the Service's name and namespace), the port, " +
+  "and any NetworkPolicy between this pod and the database";
+
+/**
+ * A connection failure in one line. A failed TLS handshake is said in words:
+ * the driver's own ("Client network socket disconnected before secure TLS
+ * connection was established") does not say that the server refused TLS.
+ */
+function connectFailure(error: unknown, sslmode: string | undefined): string {
+  const { message } = error as { message?: unknown };
+  if (sslmode !== undefined && /\b(TLS|SSL)\b/i.test(String(message))) {
+    return `the server did not accept TLS, which the URL's sslmode=${sslmode} asks for; enable TLS on the server, ` +
+      "or give sslmode=prefer or sslmode=disable where the network is trusted " +
+      `(${describeDriverError(error)})`;
+  }
+  return describeDriverError(error);
 }
 
 /**
@@ -3237,6 +3375,8 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** Context for the person running the tool, not a result: on standard error, so standard output stays results. */
+  note(msg: string, fields?: Record<string, unknown>): void;
 }
 
 /** How a logger writes: colour per stream (text only), and when the run started. */
@@ -3303,6 +3443,7 @@ export function createLogger(format: "text" | "json", output: Output, options: L
       info: (msg, fields) => output.stdout(line("info", msg, fields)),
       warn: (msg, fields) => output.stderr(line("warn", msg, fields)),
       error: (msg, fields) => output.stderr(line("error", msg, fields)),
+      note: (msg, fields) => output.stderr(line("info", msg, fields)),
     };
   }
   const paint = (on: boolean | undefined, code: number, text: string) => on ? `\x1b[${code}m${text}\x1b[0m` : text;
@@ -3316,6 +3457,7 @@ export function createLogger(format: "text" | "json", output: Output, options: L
       output.stdout(code === undefined ? printable(msg) : paint(out, code, printable(msg)));
     },
     warn: (msg) => output.stderr(`${paint(err, ANSI.yellow, "warning:")} ${printable(msg)}`),
+    note: (msg) => output.stderr(printable(msg)),
     error: (msg, fields) => {
       output.stderr(`${paint(err, ANSI.red, "error:")} ${printable(msg)}`);
       for (const problem of (fields?.problems as string[] | undefined) ?? []) output.stderr(`  ${printable(problem)}`);
@@ -3473,7 +3615,13 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   } catch (error) {
     // The options could not be read, but a log pipeline that asked for JSON still gets JSON.
     const json = args.some((a, i) => a === "--log-format=json" || (a === "--log-format" && args[i + 1] === "json"));
-    createLogger(json ? "json" : "text", output).error(`${(error as Error).message}; see --help`);
+    if (permissionDenied(error) !== undefined) {
+      return reportFailure(error, createLogger(json ? "json" : "text", output));
+    }
+    const message = (error as Error).message;
+    createLogger(json ? "json" : "text", output).error(
+      `${message}${message.endsWith("?") ? " (see --help)" : "; see --help"}`,
+    );
     return EXIT.badInput;
   }
   if (options.help) {
@@ -3486,7 +3634,20 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   }
   const color = colorFor(env, { stdout: process.stdout.isTTY, stderr: process.stderr.isTTY });
   const log = createLogger(options.logFormat, output, { color, started });
+  try {
+    workInInvocationDir(env);
+  } catch (error) {
+    return reportFailure(error, log);
+  }
   const concurrency = sizeThreadPool();
+  if (options.command === "hash-password" || options.mode !== "validate") {
+    // Loaded now, before anything is read: a missing addon or Deno permission is said at once, not mid-transaction.
+    try {
+      await loadArgon2();
+    } catch (error) {
+      return reportFailure(error, log);
+    }
+  }
   if (options.command === "hash-password") return await hashPasswordCommand(process.stdin, output, log);
   // From the first read on: a signal must end the run in a moment whatever it waits for.
   const signals = exitOnSignal(log);
@@ -3509,6 +3670,35 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
     return reportFailure(error, log);
   } finally {
     signals.stop();
+  }
+}
+
+/**
+ * Moves to the folder the user ran the command in. npm runs a script in the
+ * package root and passes the user's folder as `INIT_CWD`: without this,
+ * `cd examples && npm run -s sync -- -f users.json -c config.toml -d
+ * sqlite://x.db` would look for both files, and create x.db, in the package
+ * root. With it, every relative path (--file, --config, a password_file's users
+ * file, a relative SQLite URL) means what it means to npx, and to a plain run
+ * from that folder.
+ */
+function workInInvocationDir(env: Env): void {
+  let folder: string | undefined;
+  try {
+    folder = env.INIT_CWD;
+  } catch {
+    // Deno without --allow-env for it: npm's hint only, so the working directory stands, as without npm.
+    return;
+  }
+  if (folder === undefined || folder === "" || resolvePath(folder) === process.cwd()) return;
+  try {
+    process.chdir(folder);
+  } catch (error) {
+    throw new UsageError(
+      `cannot work in $INIT_CWD, ${folder} (the folder npm says the command was run in): ${
+        whyUnreadable(error, { missing: "not found", directory: "not a folder", denied: "permission denied" })
+      }`,
+    );
   }
 }
 
@@ -3570,11 +3760,13 @@ async function syncOnce(
     log.warn("--prune: the file lists no users, so nothing is pruned (an empty file is more likely a mistake)");
   }
   const users = await resolvePasswords(specs, env, options.workingDir);
-  const store = openStore(await resolveDatabaseUrl(options), {
+  const database = await resolveDatabaseUrl(options);
+  const store = openStore(database.url, {
     waitSeconds: options.waitSeconds,
     statementTimeoutSeconds: options.statementTimeoutSeconds,
     onRetry: (message) => log.warn(message, { retry: true }),
   });
+  announceDatabase(database, store, log);
   signals.abortFirst(store);
   let result: SyncResult;
   try {
@@ -3589,6 +3781,31 @@ async function syncOnce(
   }
   const drift = reportResult(result, log, options.mode === "check");
   return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
+}
+
+/**
+ * Says which database a run opens and where its URL came from
+ * (`database: sqlite /abs/x.db (from config ../config.toml)`), never a
+ * password: a run from the wrong directory must not silently fill a second
+ * file. Warns when the config file given with -c has no `[database] url`.
+ * Called once per run; a loop that re-syncs calls it once, not per sync.
+ */
+function announceDatabase(database: DatabaseUrlChoice, store: Store, log: Logger): void {
+  if (database.configWithoutUrl !== undefined) {
+    log.warn(
+      `config file ${database.configWithoutUrl} has no [database] url; using Barycenter's default, ` +
+        `${DEFAULT_DATABASE_URL} (in the working directory)`,
+      { code: "config_without_database_url" },
+    );
+  }
+  const [backend, target] = store instanceof SqliteStore
+    ? ["sqlite", store.target === ":memory:" ? "in memory" : resolvePath(store.target)]
+    : ["postgres", (store as PostgresStore).target];
+  log.note(`database: ${backend} ${target} (from ${database.source})`, {
+    database: backend,
+    target,
+    source: database.source,
+  });
 }
 
 /**
@@ -3688,6 +3905,11 @@ function exitNow(code: number): never {
 }
 
 function reportFailure(error: unknown, log: Logger): number {
+  const denied = permissionDenied(error);
+  if (denied !== undefined || error instanceof RuntimeError) {
+    log.error(denied ?? (error as Error).message);
+    return EXIT.badInput;
+  }
   if (error instanceof UsageError) {
     log.error(`${error.message}; see --help`);
     return EXIT.badInput;
@@ -3708,6 +3930,23 @@ function reportFailure(error: unknown, log: Logger): number {
   const [first, ...frames] = String((error as Error)?.stack ?? error).split("\n");
   log.error(`unexpected ${first}`, { stack: frames.map((frame) => frame.trim()) });
   return EXIT.unexpected;
+}
+
+/**
+ * Deno's refusal of a permission (`NotCapable`, here or in an error's causes)
+ * in one sentence naming the permission and the flag that grants it; else
+ * undefined. Deno's own text comes with a stack trace and no word of the README.
+ */
+function permissionDenied(error: unknown): string | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e.name !== "NotCapable" && !/^Requires \w+ access/.test(e.message)) continue;
+    const kind = /Requires (\w+) access/.exec(e.message)?.[1] ?? "a";
+    const flag = /--allow-[a-z-]+/.exec(e.message)?.[0] ?? `--allow-${kind}`;
+    const to = /access to ("[^"]*"|[^,]+?),/.exec(e.message)?.[1];
+    return `Deno did not grant ${kind} access${to ? ` to ${to}` : ""}: run again with ${flag} ` +
+      `(the README's "Deno" section lists the narrowest permissions)`;
+  }
+  return undefined;
 }
 
 /**
@@ -4049,6 +4288,22 @@ function urlSecrets(url: string): string[] {
   // The driver splits hosts at "," and ports at ":" as well.
   const pieces = [password, decoded, ...password.split(/[/?#@,:]/)];
   return [...new Set(pieces)].filter((piece) => piece.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+/** Levenshtein distance with adjacent transpositions counted as one edit (`flie` is one edit from `file`). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
 }
 
 /** A driver's error in one line: its message and code, which name no parameter values. */

@@ -230,7 +230,9 @@ describe("secrets without plaintext: refusals", () => {
     assert.match(
       stderr,
       new RegExp(
-        `users\\[0\\]\\.password_file \\(user "alice"\\): cannot read ${join(dir, "missing")} \\(file not found\\)`,
+        `users\\[0\\]\\.password_file \\(user "alice"\\): cannot read password_file ${
+          join(dir, "missing")
+        }: file not found`,
       ),
     );
     assert.match(stderr, /users\[1\]\.password_file \(user "bob"\): the password it holds must not be empty/);
@@ -238,7 +240,7 @@ describe("secrets without plaintext: refusals", () => {
       stderr,
       /users\[2\]\.password_file \(user "carol"\): the password it holds must be at most 1024 characters/,
     );
-    assert.match(stderr, /users\[3\]\.password_file \(user "dave"\): cannot read .* \(it is a directory/);
+    assert.match(stderr, /users\[3\]\.password_file \(user "dave"\): cannot read password_file .*: it is a directory/);
     assert.doesNotMatch(stderr, /L0ngSecret/);
   });
 
