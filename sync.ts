@@ -332,6 +332,7 @@ function helpText(): string {
     "  INIT_CWD                 set by npm: relative paths are resolved against it",
     "  NO_COLOR                 set: no colours in text lines",
     "  UV_THREADPOOL_SIZE       Argon2 threads (default: the usable CPU cores)",
+    "  USER_SYNC_STATUS_SECONDS --watch: most seconds without a line (default 3600)",
     "  the variables a users file names in password_env",
     "",
     "Exit status:",
@@ -3852,8 +3853,8 @@ const WATCH_POLL_MS = 1000;
 
 /**
  * Longest a watcher stays silent while nothing changes, in seconds: then one
- * status line. `USER_SYNC_STATUS_SECONDS` shortens it for the tests and the
- * bench, which cannot wait an hour; it is not an operator's setting.
+ * status line. `USER_SYNC_STATUS_SECONDS` changes it: the tests and the
+ * bench cannot wait an hour.
  */
 const WATCH_STATUS_SECONDS = 3600;
 
