@@ -20,7 +20,7 @@ import {
 } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
@@ -162,6 +162,18 @@ for (const backend of backends) {
       await running.waitFor(/created bob/);
       const ms = performance.now() - swapped;
       assert.ok(ms < 3000, `bob created ${ms.toFixed(0)} ms after the swap`);
+      assert.deepEqual(await usernames(db), ["alice", "bob"]);
+      const run = await stop(running, "SIGTERM");
+      assert.equal(run.code, 0, run.stderr);
+    });
+
+    test("given the Secret's directory itself, picks up the ..data swap too", async (t) => {
+      const db = await testDatabase(t, backend);
+      const secret = secretVolume([alice]);
+      const running = startWatch(t, dirname(secret.file), db.url);
+      await running.waitFor(/users: 1 created/);
+      secret.update([alice, bob]);
+      await running.waitFor(/created bob/);
       assert.deepEqual(await usernames(db), ["alice", "bob"]);
       const run = await stop(running, "SIGTERM");
       assert.equal(run.code, 0, run.stderr);
