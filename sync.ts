@@ -1909,12 +1909,20 @@ async function stateProvesPasswords(
 }
 
 /**
+ * Below this many users with file passwords, no buckets: finding one change
+ * among them through buckets (√N proofs, √N verifications, two new keys)
+ * would cost about as much as verifying each, and every first run B more.
+ */
+const BUCKETS_FROM = 16;
+
+/**
  * How many buckets N users with file passwords are split into: the power of
  * two nearest √N, so that one change costs about √N bucket proofs plus √N
- * verifications, and the count stays the same while N moves within a factor 2.
+ * verifications, and the count stays the same while N moves within a factor 2;
+ * 0 (no buckets) below {@linkcode BUCKETS_FROM}.
  */
 function bucketCount(users: number): number {
-  return users <= 1 ? 1 : 2 ** Math.round(Math.log2(users) / 2);
+  return users < BUCKETS_FROM ? 0 : 2 ** Math.round(Math.log2(users) / 2);
 }
 
 /**
@@ -1923,6 +1931,7 @@ function bucketCount(users: number): number {
  */
 function bucketsOf(specs: UserSpec[], count: number): UserSpec[][] {
   const buckets = Array.from({ length: count }, (): UserSpec[] => []);
+  if (count === 0) return buckets;
   for (const spec of withFilePassword(specs)) {
     const hash = createHash("sha256").update(`user_sync_bucket\0${spec.username}`).digest();
     buckets[hash.readUInt32BE(0) % count].push(spec);
@@ -1976,11 +1985,12 @@ async function bucketsProve(
     return { proven, keys };
   }
 
-  const bucketings = [count, count * 2, count / 2].filter((c) => c >= 1 && Number.isInteger(c))
+  // Below BUCKETS_FROM there is no bucket to read; the read is still sent, so that the statements never depend on N.
+  const bucketings = (count === 0 ? [] : [count, count * 2, count / 2]).filter((c) => c >= 1 && Number.isInteger(c))
     .map((c) => bucketsOf(specs, c).filter((bucket) => bucket.length > 0));
   const rows = new Map((await readBuckets(bucketings.flat().map(stateKey))).map((row) => [row.file_key, row]));
   const found = bucketings.map((buckets) => buckets.filter((bucket) => rows.has(stateKey(bucket))));
-  const checked = found.reduce((best, buckets) => (buckets.length > best.length ? buckets : best));
+  const checked = found.reduce((best, buckets) => (buckets.length > best.length ? buckets : best), []);
   const tick = work.progress("checking bucket proofs", checked.length);
   await mapConcurrently(checked, work.concurrency, async (bucket) => {
     const proof = await stateProvesPasswords(bucket, stored, rows.get(stateKey(bucket)), work.counts);
@@ -2461,12 +2471,13 @@ class SqlTransaction implements StoreTransaction {
   }
 
   async readBuckets(fileKeys: string[]): Promise<SyncState[]> {
-    if (fileKeys.length === 0) return [];
+    // Sent even with no key, for the same reason as writeBuckets.
     return (await this.#run(this.#sql.readBuckets, [JSON.stringify(fileKeys)])).map(stateRow);
   }
 
   async writeBuckets(rows: SyncState[]): Promise<void> {
-    if (rows.length > 0) await this.#run(this.#sql.writeBuckets, [JSON.stringify(rows)]);
+    // Sent even empty: whether there are buckets depends on the number of users, the statements must not.
+    await this.#run(this.#sql.writeBuckets, [JSON.stringify(rows)]);
   }
 
   async recordCreated(rows: CreatedRow[]): Promise<void> {
@@ -3139,9 +3150,10 @@ async function readCurrent(tx: StoreTransaction, specs: UserSpec[], dryRun: bool
     : await tx.readUsers(specs.map((s) => s.username), !absent("properties"));
   const present = specs.filter((spec) => spec.state !== "absent");
   const state = absent("user_sync_state") ? undefined : await tx.readState(stateKey(present));
-  // Read only when the state does not prove every password: a no-change run reads no bucket.
+  // Read only when the state does not prove every password: a no-change run reads no bucket, nor does a
+  // run that has just created (or, dry, would create) the table.
   const readBuckets = (fileKeys: string[]) =>
-    absent("user_sync_buckets") ? Promise.resolve([]) : tx.readBuckets(fileKeys);
+    missing.includes("user_sync_buckets") ? Promise.resolve([]) : tx.readBuckets(fileKeys);
   const created = prune && !absent("user_sync_created") && !absent("users")
     ? await tx.readCreated(specs.map((s) => s.username))
     : [];
@@ -3262,7 +3274,8 @@ async function recordState(
   );
   const { proof } = passwords;
   // A state from before the buckets, still proving: sealed again once, with its buckets.
-  const hasBuckets = proof.bucketMacs?.length === bucketCount(withFilePassword(specs).length);
+  const count = bucketCount(withFilePassword(specs).length);
+  const hasBuckets = count === 0 || proof.bucketMacs?.length === count;
   if (passwords.fastPath && digest === proof.digest && hasBuckets) return;
   const buckets = await sealBuckets(
     specs,
@@ -3273,7 +3286,8 @@ async function recordState(
   );
   const key = proof.key ?? await countedPairsKey(specs, work.counts);
   await tx.writeBuckets(buckets.rows);
-  await tx.writeState(sealState(stateKey(specs), key, digest, now, buckets.digests));
+  const bucketDigests = count === 0 ? undefined : buckets.digests;
+  await tx.writeState(sealState(stateKey(specs), key, digest, now, bucketDigests));
 }
 // #endregion
 

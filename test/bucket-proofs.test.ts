@@ -148,18 +148,28 @@ for (const backend of backends) {
       assert.deepEqual(await notVerifying(t, db, users(N)) ?? [], []);
     });
 
+    test("below 16 users there are no buckets: a first run costs the hashes and one proof", async (t) => {
+      const db = await database(t);
+      const run = await sync(db, users(15));
+      assert.deepEqual([run.proofs, run.verified, run.hashed], [1, 0, 15]);
+      assert.deepEqual(await db.query("SELECT file_key FROM user_sync_buckets"), []);
+      const sixteen = await sync(db, users(16));
+      assert.equal(sixteen.hashed, 1);
+      assert.equal((await db.query("SELECT file_key FROM user_sync_buckets")).length, 4);
+    });
+
     test("a state from before the buckets still proves a no-change run, and gains its buckets", async (t) => {
       const db = await database(t);
-      await sync(db, users(8));
+      await sync(db, users(16));
       // The previous version's row: the same, without the buckets' digests.
       await db.query("UPDATE user_sync_state SET hashes_digest = substr(hashes_digest, 1, 76)");
       await db.query("DELETE FROM user_sync_buckets");
-      const upgraded = await sync(db, users(8));
+      const upgraded = await sync(db, users(16));
       assert.equal(upgraded.fast_path, true);
       assert.equal(upgraded.verified, 0);
       assert.ok(Number((await db.query("SELECT count(*) AS n FROM user_sync_buckets"))[0].n) > 0);
-      const changed = users(8, (i) => (i === 3 ? "another-password" : `password-${i}`));
-      assert.ok(Number((await sync(db, changed)).verified) < 8);
+      const changed = users(16, (i) => (i === 3 ? "another-password" : `password-${i}`));
+      assert.ok(Number((await sync(db, changed)).verified) < 16);
     });
 
     describe("an edited or forged bucket proof never skips a user whose hash does not verify", () => {
@@ -240,7 +250,9 @@ for (const backend of backends) {
       const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
       const db = await database(t);
       const intruder = await hashPassword("an-intruder-password");
-      let file: FileUser[] = users(10);
+      // Around the 16 users from which there are buckets, so that runs with and without them, and the
+      // passage between them, are all tried.
+      let file: FileUser[] = users(17);
       let version = 0;
       const history: string[] = [];
       const snapshots: Record<string, unknown>[][] = [];
