@@ -9,10 +9,10 @@
  *   node build.mjs                          # the platform of this machine
  *   node build.mjs --target linux-arm64     # another one (also: linux-amd64, linux-x64)
  *   node build.mjs --target linux-x64,linux-arm64
- *   node build.mjs --outdir /tmp/out        # somewhere other than dist/
+ *   node build.mjs --outdir /tmp/out        # somewhere other than dist/ (users.schema.json left alone)
  *   node build.mjs --schema /tmp/s.json     # users.schema.json somewhere other than beside this file
  *
- * It also writes users.schema.json, the JSON Schema of a users file, from the
+ * Without --outdir (or with --schema) it also writes users.schema.json, the JSON Schema of a users file, from the
  * valibot schema in sync.ts, for editors; it is committed, and a test checks
  * that it is current.
  *
@@ -24,7 +24,7 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { toJsonSchema } from "@valibot/to-json-schema";
@@ -57,8 +57,9 @@ for (const target of targets) {
   }
 }
 
-const schemaPath = values.schema ?? join(root, "users.schema.json");
-writeFileSync(schemaPath, JSON.stringify(usersJsonSchema(), null, 2) + "\n");
+// A build into another folder (a test's, an image's) leaves the committed schema alone unless --schema asks.
+const schemaPath = values.schema ?? (values.outdir === undefined ? join(root, "users.schema.json") : undefined);
+if (schemaPath) writeFileSync(schemaPath, JSON.stringify(usersJsonSchema(), null, 2) + "\n");
 
 rmSync(dist, { recursive: true, force: true });
 mkdirSync(dist);
@@ -72,6 +73,8 @@ let binding;
 try {
   binding = load("./" + name);
 } catch (error) {
+  // Under Deno without --allow-ffi (or --allow-read) the addon is there but may not be loaded: the tool says which flag.
+  if (error?.name === "NotCapable") throw error;
   throw new Error(\`this bundle has no Argon2 addon for \${process.platform}-\${process.arch} (\${name}); \` +
     "rebuild it with: node build.mjs --target " + process.platform + "-" + process.arch, { cause: error });
 }
@@ -116,12 +119,18 @@ for (const file of readdirSync(dist).sort()) {
   total += size;
   console.log(`${file.padEnd(32)} ${(size / 1000).toFixed(1).padStart(8)} kB`);
 }
-console.log(`${"total of dist/".padEnd(32)} ${(total / 1000).toFixed(1).padStart(8)} kB`);
-console.log(`${schemaPath} ${(statSync(schemaPath).size / 1000).toFixed(1)} kB`);
+// The folder as given: dist/ by default, else --outdir's.
+const shown = values.outdir ?? relative(process.cwd(), dist) ?? "dist";
+console.log(`${`total of ${shown.replace(/\/*$/, "/")}`.padEnd(32)} ${(total / 1000).toFixed(1).padStart(8)} kB`);
+if (schemaPath) {
+  console.log(
+    `${relative(process.cwd(), schemaPath).padEnd(32)} ${(statSync(schemaPath).size / 1000).toFixed(1).padStart(8)} kB`,
+  );
+}
 if (result.warnings.length > 0) process.exitCode = 1;
 const bundleSize = statSync(join(dist, "sync.mjs")).size;
 if (bundleSize > BUNDLE_BUDGET_BYTES) {
-  console.error(`build: dist/sync.mjs is ${bundleSize} bytes, over the budget of ${BUNDLE_BUDGET_BYTES}`);
+  console.error(`build: ${join(dist, "sync.mjs")} is ${bundleSize} bytes, over the budget of ${BUNDLE_BUDGET_BYTES}`);
   process.exitCode = 1;
 }
 

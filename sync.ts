@@ -9,7 +9,7 @@
  *
  * - Errors: each kind maps to one exit status
  * - Options: one table ({@linkcode OPTIONS}) builds the help, the parser and the defaults
- * - Read: the users file as text, then JSON
+ * - Read: the users files (several, directories too) as text, then JSON
  * - Validate: one valibot schema per user, which `users.schema.json` is generated from
  * - Plan: what to write, compared with the database, without I/O ({@linkcode planChanges})
  * - Passwords: Argon2 hashing and verifying, and the no-change fast path's state
@@ -27,15 +27,15 @@
  */
 
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { open, readFile } from "node:fs/promises";
+import { open, readdir, realpath, stat } from "node:fs/promises";
 import { Buffer } from "node:buffer";
 import { constants, existsSync, readFileSync, realpathSync, type Stats } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
-import { dirname, resolve as resolvePath } from "node:path";
+import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, parseToml, postgres, v } from "./deps.ts";
+import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, loadArgon2, parseToml, postgres, v } from "./deps.ts";
 
 /** The tool's version, printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -96,6 +96,15 @@ export class InputError extends Error {
   }
 }
 
+/**
+ * The runtime cannot do what the run needs: a Node.js without `node:sqlite`,
+ * a Deno permission not granted. Exit 2, nothing read from or written to a
+ * database; the message says what to run instead.
+ */
+class RuntimeError extends Error {
+  override name = "RuntimeError";
+}
+
 /** The database could not be reached or the transaction failed: exit 3, rolled back. */
 class DatabaseError extends Error {
   override name = "DatabaseError";
@@ -118,9 +127,20 @@ export interface Options {
   /** `sync-users` (the default, also Barycenter's word) or `hash-password`. */
   command: "sync" | "hash-password";
   mode: Mode;
-  file: string;
+  /**
+   * The users files and directories, in the order given: `--file` (repeatable), else `$USERS_FILE` split at
+   * `:`, else {@linkcode DEFAULT_USERS_FILE}. Relative paths are relative to {@linkcode Options.workingDir}.
+   */
+  files: string[];
+  /**
+   * The directory relative paths are read from: `$INIT_CWD` when set (npm sets it to the directory `npm run`
+   * was typed in, while it runs the script in the package's root), else the process's working directory.
+   */
+  workingDir: string;
   /** From `--database-url` or the environment; otherwise the config file or the default decides. */
   databaseUrl: string | undefined;
+  /** Where {@linkcode Options.databaseUrl} came from: `--database-url` or `$VARIABLE`. */
+  databaseUrlSource: string | undefined;
   /** Barycenter's `config.toml`, whose `[database] url` is used when nothing above gives one. */
   config: string | undefined;
   logFormat: "text" | "json";
@@ -156,6 +176,8 @@ interface OptionSpec {
   env?: string[];
   /** Numbers: the default and the smallest value accepted. */
   number?: { default: number; min: number };
+  /** The option may be given more than once; its values are kept in order. */
+  multiple?: boolean;
   /** Help lines, without the flag column. */
   help: string[];
 }
@@ -165,7 +187,14 @@ const OPTIONS = {
     short: "f",
     value: "PATH",
     env: ["USERS_FILE"],
-    help: [`users JSON; default $USERS_FILE, else ${DEFAULT_USERS_FILE}`],
+    multiple: true,
+    help: [
+      "users JSON file, or a directory: its *.json files in name",
+      "order, names beginning with . skipped (a Secret mounted as a",
+      "volume); repeat for several, merged into one list; default",
+      `$USERS_FILE (paths separated by :), else ${DEFAULT_USERS_FILE};`,
+      "relative paths are read from $INIT_CWD (set by npm), else here",
+    ],
   },
   "database-url": {
     short: "d",
@@ -212,7 +241,7 @@ const OPTIONS = {
   "max-file-size": {
     value: "MIB",
     number: { default: LIMITS.fileMiB, min: 0.001 },
-    help: [`largest users file accepted (default ${LIMITS.fileMiB})`],
+    help: [`largest users file accepted, each file (default ${LIMITS.fileMiB})`],
   },
   "password-mode": {
     value: "MODE",
@@ -247,8 +276,10 @@ const HELP = helpText();
 
 function helpText(): string {
   const lines = [
-    "Usage: node sync.ts [-c CONFIG] [sync-users] [options]",
-    "       node sync.ts hash-password        (reads a password from standard input)",
+    "Usage: barycenter-user-sync [-c CONFIG] [sync-users] [options]",
+    "       barycenter-user-sync hash-password   (reads a password from standard input)",
+    "  run as: npx --no-install barycenter-user-sync ...  (in a clone, after npm ci)",
+    "          node dist/sync.mjs ...                     (the bundle; the image's entrypoint)",
     "",
     "Makes Barycenter's users match a JSON file, in one transaction. hash-password",
     "prints the Argon2id hash of a password, for a users file's password_hash.",
@@ -264,9 +295,22 @@ function helpText(): string {
   }
   lines.push(
     "",
-    "Exit status: 0 success; 2 bad usage or bad input (nothing written);",
-    "3 database unreachable or transaction failed (rolled back); 4 --check found",
-    "drift; 130 and 143 stopped by SIGINT or SIGTERM (rolled back); 1 unexpected error.",
+    "Environment:",
+    "  USERS_FILE               --file when not given",
+    "  DATABASE_URL, BARYCENTER__DATABASE__URL",
+    "                           --database-url when not given, in this order",
+    "  INIT_CWD                 set by npm: relative paths are resolved against it",
+    "  NO_COLOR                 set: no colours in text lines",
+    "  UV_THREADPOOL_SIZE       Argon2 threads (default: the usable CPU cores)",
+    "  the variables a users file names in password_env",
+    "",
+    "Exit status:",
+    "  0    success (--check: the database matches the file)",
+    "  2    bad usage or bad input; nothing written",
+    "  3    database unreachable, or a statement failed (rolled back)",
+    "  4    --check found drift (a sync would change something)",
+    "  1    unexpected error (a bug: please report it)",
+    "  130  stopped by SIGINT, 143 stopped by SIGTERM (rolled back)",
   );
   return lines.join("\n") + "\n";
 }
@@ -283,15 +327,18 @@ export function parseOptions(args: string[], env: Env): Options {
       options: Object.fromEntries(
         (Object.entries(OPTIONS) as [OptionName, OptionSpec][]).map(([name, spec]) => [
           name,
-          { type: spec.value ? "string" : "boolean", ...(spec.short ? { short: spec.short } : {}) },
+          {
+            type: spec.value ? "string" : "boolean",
+            ...(spec.short ? { short: spec.short } : {}),
+            ...(spec.multiple ? { multiple: true } : {}),
+          },
         ]),
-      ) as Record<OptionName, { type: "string" | "boolean"; short?: string }>,
+      ) as Record<OptionName, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
     });
   } catch (error) {
-    // parseArgs names the offending option, never a value; still, keep only its first line.
-    throw new UsageError(String((error as Error).message).split("\n")[0]);
+    throw new UsageError(argumentProblem(error, args));
   }
-  const values = parsed.values as Partial<Record<OptionName, string | boolean>>;
+  const values = parsed.values as Partial<Record<OptionName, string | boolean | string[]>>;
   const words = parsed.positionals;
   const unexpected = words.filter((word) => word !== "sync-users" && word !== "hash-password");
   if (unexpected.length > 0 || words.length > 1) {
@@ -310,6 +357,13 @@ export function parseOptions(args: string[], env: Env): Options {
     if (typeof given === "string" && given !== "") return given;
     const spec: OptionSpec = OPTIONS[name];
     return spec.env?.map((variable) => env[variable]).find((value) => value !== undefined && value !== "");
+  };
+  /** Where {@linkcode text} found the option's value: the flag, or the variable. */
+  const source = (name: OptionName): string | undefined => {
+    if (typeof values[name] === "string" && values[name] !== "") return `--${name}`;
+    const spec: OptionSpec = OPTIONS[name];
+    const variable = spec.env?.find((variable) => env[variable] !== undefined && env[variable] !== "");
+    return variable === undefined ? undefined : `$${variable}`;
   };
   const number = (name: "wait" | "statement-timeout" | "max-file-size" | "max-prune"): number => {
     const { default: fallback, min } = OPTIONS[name].number;
@@ -333,11 +387,16 @@ export function parseOptions(args: string[], env: Env): Options {
   }
   const modes = MODE_SWITCHES.filter((mode) => values[mode] === true);
   if (modes.length > 1) throw new UsageError(`--${modes[0]} and --${modes[1]} exclude each other`);
+  const opensDatabase = modes[0] !== "validate" && words[0] !== "hash-password";
   return {
     command: words[0] === "hash-password" ? "hash-password" : "sync",
     mode: modes[0] ?? "sync",
-    file: text("file") ?? DEFAULT_USERS_FILE,
-    databaseUrl: text("database-url"),
+    files: usersFilePaths(values.file as string[] | undefined, env),
+    workingDir: resolvePath(variable(env, "INIT_CWD") || process.cwd()),
+    // Read only by runs that open a database: under Deno each variable read needs a permission.
+    ...(opensDatabase
+      ? { databaseUrl: text("database-url"), databaseUrlSource: source("database-url") }
+      : { databaseUrl: undefined, databaseUrlSource: undefined }),
     config: text("config"),
     logFormat,
     waitSeconds: number("wait"),
@@ -351,44 +410,207 @@ export function parseOptions(args: string[], env: Env): Options {
   };
 }
 
+/** The users files to read: every `--file` in order, else `$USERS_FILE` split at `:`, else the default. */
+function usersFilePaths(given: string[] | undefined, env: Env): string[] {
+  const options = (given ?? []).filter((path) => path !== "");
+  if (options.length > 0) return options;
+  const listed = (env.USERS_FILE ?? "").split(":").filter((path) => path !== "");
+  return listed.length > 0 ? listed : [DEFAULT_USERS_FILE];
+}
+
+/**
+ * An environment variable, or undefined when it is unset or the runtime does
+ * not let the tool read it (Deno without `--allow-env` for it): a variable
+ * that only refines a default must not stop the run.
+ */
+function variable(env: Env, name: string): string | undefined {
+  try {
+    return env[name];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * parseArgs' complaint in our own words: its text quotes the option oddly and
+ * gives advice about `--` that does not apply here. Never a value: an option's
+ * argument may be a password-bearing URL.
+ */
+function argumentProblem(error: unknown, args: string[]): string {
+  const { code, message } = error as { code?: string; message?: string };
+  const named = /'(-[^',\s]*)(?:,\s*(--[^'\s]+))?/.exec(String(message));
+  // The option as the user typed it: parseArgs gives "-f, --file" for both spellings.
+  const option = named?.[2] && args.some((a) => a === named[2] || a.startsWith(`${named[2]}=`))
+    ? named[2]
+    : named?.[1] ?? "an option";
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    const suggestion = nearestOption(option);
+    return `unknown option ${option.slice(0, 40)}${suggestion ? `; did you mean --${suggestion}?` : ""}`;
+  }
+  if (/argument missing/.test(String(message))) {
+    const name = (named?.[2] ?? named?.[1] ?? "").replace(/^-+/, "") as OptionName;
+    const value = (OPTIONS[name] as OptionSpec | undefined)?.value ?? "a value";
+    return `${option} needs a value (${option} ${value})`;
+  }
+  if (/does not take an argument/.test(String(message))) return `${option} is a switch and takes no value`;
+  return String(message).split("\n")[0];
+}
+
+/** The known long option nearest to `typed` by edit distance, when it is close enough to be a typo. */
+function nearestOption(typed: string): string | undefined {
+  const word = typed.replace(/^-+/, "").split("=")[0].toLowerCase();
+  if (word.length < 2) return undefined;
+  let best: { name: string; distance: number } | undefined;
+  for (const name of Object.keys(OPTIONS)) {
+    const distance = editDistance(word, name);
+    if (!best || distance < best.distance) best = { name, distance };
+  }
+  // A third of the name may be wrong: --flie, --dryrun and --databse-url are typos, --foo is not.
+  return best && best.distance <= Math.max(1, Math.floor(best.name.length / 3)) ? best.name : undefined;
+}
+
+/** A database URL and where it came from, in words for the `database:` line. */
+interface DatabaseUrlChoice {
+  url: string;
+  /** `--database-url`, `$DATABASE_URL`, `config ../chart/config.toml`, or `Barycenter's default`. */
+  source: string;
+  /** Set when a config file was read but gave no `[database] url`: worth a warning. */
+  configWithoutUrl?: string;
+}
+
 /**
  * The database URL in Barycenter's own order: option or environment, then
  * `[database] url` of the config file, then Barycenter's default.
  */
-async function resolveDatabaseUrl(options: Options): Promise<string> {
-  if (options.databaseUrl !== undefined) return options.databaseUrl;
-  if (options.config === undefined) return DEFAULT_DATABASE_URL;
+async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> {
+  if (options.databaseUrl !== undefined) {
+    return { url: options.databaseUrl, source: options.databaseUrlSource ?? "--database-url" };
+  }
+  const fallback = { url: DEFAULT_DATABASE_URL, source: "Barycenter's default" };
+  if (options.config === undefined) return fallback;
+  const path = resolvePath(options.config);
   let text: string;
   try {
-    text = await readFile(options.config, "utf8");
+    text = strictUtf8.decode(await readAtMost(path, LIMITS.fileMiB * 1024 * 1024, true));
   } catch (error) {
-    throw new UsageError(`cannot read config file ${options.config} (${(error as { code?: string }).code ?? "error"})`);
+    const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
+      missing: "file not found; check the path given with -c/--config",
+      directory: "it is a directory, not a file; give the path of config.toml itself",
+      denied: "permission denied; make the file readable by this user",
+    });
+    throw new UsageError(`cannot read config file ${path}: ${reason}`);
   }
   let config: Record<string, unknown>;
   try {
     config = parseToml(text);
   } catch (error) {
     const { line, column } = error as { line?: number; column?: number };
-    throw new UsageError(`config file ${options.config} is not valid TOML at line ${line}, column ${column}`);
+    throw new UsageError(`config file ${path} is not valid TOML at line ${line}, column ${column}`);
   }
   const database = config.database;
   const url = isPlainObject(database) ? database.url : undefined;
-  if (url === undefined) return DEFAULT_DATABASE_URL;
+  if (url === undefined) return { ...fallback, configWithoutUrl: path };
   if (typeof url !== "string" || url === "") {
-    throw new UsageError(`config file ${options.config}: [database] url must be a non-empty string`);
+    throw new UsageError(`config file ${path}: [database] url must be a non-empty string`);
   }
-  return url;
+  return { url, source: `config ${options.config}` };
 }
 // #endregion
 
-// #region Read: the users file, as text, then JSON
+// #region Read: the users files, as text, then JSON
+
+/** One users file to read. */
+interface UsersFileRef {
+  /** Its absolute path: what the tool opens, and what a "cannot read" message prints. */
+  path: string;
+  /** The path as given, or for a file found in a directory the directory as given joined with its name. */
+  given: string;
+}
 
 /**
- * Reads the users file as UTF-8 text, at most `maxBytes` of it (a device or a
- * runaway file must not fill the pod's memory); throws {@linkcode InputError}
- * saying what to do.
+ * The users files that `paths` name, relative paths read from `workingDir`: a
+ * file as it is (whether it exists is for the read to say), a directory as
+ * every regular `*.json` file directly in it, sorted by name byte by byte
+ * (`LC_ALL=C ls`), names beginning with `.` skipped. Symbolic links are
+ * followed: a Secret's volume holds `users.json -> ..data/users.json` and
+ * `..data -> ..2026_…`. A link whose target is gone is skipped, as the kubelet
+ * leaves one for a moment when a key leaves the Secret. A file reached twice
+ * (given twice, or as itself and through its directory) is read once.
+ * Returns the files and, for each directory without a `*.json` file or that
+ * cannot be listed, a problem.
  */
-async function readUsersFile(path: string, maxBytes: number = LIMITS.fileMiB * 1024 * 1024): Promise<string> {
+async function listUsersFiles(
+  paths: string[],
+  workingDir: string,
+): Promise<{ files: UsersFileRef[]; problems: string[] }> {
+  const files: UsersFileRef[] = [];
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const add = async (file: UsersFileRef) => {
+    const real = await realpath(file.path).catch(() => file.path);
+    if (seen.has(real)) return;
+    seen.add(real);
+    files.push(file);
+  };
+  for (const given of paths) {
+    const path = resolvePath(workingDir, given);
+    const stats = await stat(path).catch(() => undefined);
+    // Not there, or not a directory: reading it says what is wrong.
+    if (!stats?.isDirectory()) {
+      await add({ path, given });
+      continue;
+    }
+    let names: string[];
+    try {
+      names = await readdir(path);
+    } catch (error) {
+      const reason = whyUnreadable(error, {
+        missing: "directory not found",
+        directory: "it is a directory",
+        denied: "permission denied; make the directory readable and searchable by this user",
+      });
+      problems.push(`cannot read users directory ${path}: ${reason}`);
+      continue;
+    }
+    const candidates = names.filter((name) => name.endsWith(".json") && !name.startsWith("."))
+      .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    let found = 0;
+    for (const name of candidates) {
+      const entry = await stat(join(path, name)).catch(() => undefined);
+      if (!entry?.isFile()) continue;
+      found++;
+      await add({ path: join(path, name), given: join(given, name) });
+    }
+    if (found === 0) {
+      problems.push(
+        `users directory ${path} holds no *.json file (names beginning with "." are skipped); put the users ` +
+          "in a .json file there, or give the right directory",
+      );
+    }
+  }
+  return { files, problems };
+}
+
+/**
+ * How messages name each file: its name when no other file read has the same
+ * name (`team-a.json`), else the path as given (`a/users.json`, `b/users.json`).
+ */
+export function fileLabels(files: string[]): string[] {
+  const names = files.map((file) => basename(file));
+  return files.map((file, i) => names.indexOf(names[i]) === names.lastIndexOf(names[i]) ? names[i] : file);
+}
+
+/**
+ * Reads a users file as UTF-8 text, at most `maxBytes` of it (a device or a
+ * runaway file must not fill the pod's memory); throws {@linkcode InputError}
+ * saying what to do. `label` names the file in messages but for "cannot
+ * read", which prints the absolute path the tool looked at.
+ */
+async function readUsersFile(
+  path: string,
+  maxBytes: number = LIMITS.fileMiB * 1024 * 1024,
+  label = path,
+): Promise<string> {
   let bytes: Uint8Array;
   try {
     bytes = await readAtMost(path, maxBytes + 1);
@@ -398,18 +620,22 @@ async function readUsersFile(path: string, maxBytes: number = LIMITS.fileMiB * 1
       directory: "it is a directory, not a file; give the path of the JSON file itself",
       denied: "permission denied; make the file readable by this user",
     });
-    throw new InputError(`cannot read users file ${path}: ${reason}`);
+    throw new InputError(`cannot read users file ${resolvePath(path)}: ${reason}`);
   }
   if (bytes.length > maxBytes) {
     throw new InputError(
-      `users file ${path} is larger than ${(maxBytes / 1024 / 1024).toFixed(1)} MiB; ` +
+      `users file ${label} is larger than ${(maxBytes / 1024 / 1024).toFixed(1)} MiB; ` +
         "if it really is that large, raise the limit with --max-file-size",
     );
   }
   try {
     return strictUtf8.decode(bytes);
   } catch {
-    throw new InputError(`users file ${path} is not UTF-8 text; save it as UTF-8`);
+    const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
+    throw new InputError(
+      `users file ${label} is ${utf16 ? "UTF-16 text (it starts with a UTF-16 byte order mark)" : "not UTF-8 text"}; ` +
+        "save it as UTF-8 JSON",
+    );
   }
 }
 
@@ -484,8 +710,12 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
   } catch {
     const { offset, reason } = locateJsonError(body);
     const { line, column } = lineAndColumn(body, offset);
+    // A YAML file (Helm values, a kubectl habit) fails at its first character: say what it is and what is expected.
+    const yaml = looksLikeYaml(body)
+      ? `; it looks like YAML, but a users file must be JSON: an array of users, or {"users": [...]}`
+      : "";
     throw new InputError(
-      `${source} is not valid JSON: ${reason} at line ${line}, column ${column}; nothing was changed`,
+      `${source} is not valid JSON: ${reason} at line ${line}, column ${column}${yaml}; nothing was changed`,
     );
   }
   const scan = scanJson(body);
@@ -520,6 +750,16 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
   }
   if (problems.length > 0) throw invalid(problems);
   return data;
+}
+/**
+ * Whether text that is not JSON looks like YAML: its first line that is not
+ * blank or a comment is a document marker, a directive, a list item or a
+ * `key:` mapping entry. JSON never starts like that.
+ */
+function looksLikeYaml(text: string): boolean {
+  const first = text.split(/\r?\n/).find((line) => line.trim() !== "" && !line.trimStart().startsWith("#"));
+  if (first === undefined) return text.trimStart().startsWith("#");
+  return /^(---|%YAML|- |-$|[\p{L}_][\p{L}\p{N}_.-]*\s*:(\s|$))/u.test(first.trimStart());
 }
 // #endregion
 
@@ -560,6 +800,18 @@ export interface UserSpec {
   properties?: Record<string, unknown>;
   /** `absent`: delete the user and every row keyed by its subject; such a user has only a username. */
   state?: "present" | "absent";
+  /** Where the user was read; set when the users are read from files, never part of what is stored. */
+  origin?: UserOrigin;
+}
+
+/** Where a user was read: for messages, and for the `password_file` paths that are relative to its file. */
+export interface UserOrigin {
+  /** How messages name the file, when several files are read; with one, messages name no file. */
+  file?: string;
+  /** The user's index in its file's list. */
+  index: number;
+  /** The absolute directory of the file that lists the user. */
+  dir: string;
 }
 
 /** The user Barycenter re-creates, with the password `password123`, whenever it is missing at start. */
@@ -1027,9 +1279,9 @@ interface Problem {
 }
 
 /** The error for a list of problems, each user's together in the order found, printed as `path: message`. */
-function invalidUsers(problems: Problem[]): InputError {
+function invalidUsers(problems: Problem[], what?: string): InputError {
   problems.sort((a, b) => (a.index ?? -1) - (b.index ?? -1));
-  return invalid(problems.map(({ path, message }) => `${path}: ${message}`));
+  return invalid(problems.map(({ path, message }) => `${path}: ${message}`), what);
 }
 
 /**
@@ -1065,6 +1317,80 @@ export function validateUsers(data: unknown): UserSpec[] {
   if (Array.isArray(list)) problems.push(...userProblems(list));
   if (problems.length > 0 || !result.success) throw invalidUsers(problems);
   return result.output as UserSpec[];
+}
+
+/** One users file, parsed: how messages name it, its absolute directory, and its JSON. */
+export interface ParsedUsersFile {
+  label: string;
+  dir: string;
+  data: unknown;
+}
+
+/**
+ * Validates each file and merges their users into one list, in file order,
+ * each user with its {@linkcode UserOrigin}. Returns every problem, each
+ * prefixed with its file's label (`team-a.json: users[3].email: …`),
+ * including a username that two files list, or that differs between two files
+ * only in letter case or Unicode normalisation; the users only when there is
+ * no problem. With one file (`several` false: the caller may have read more
+ * files that failed), places are as {@linkcode validateUsers} gives them.
+ */
+export function mergeUsersFiles(
+  files: ParsedUsersFile[],
+  several = files.length > 1,
+): { users: UserSpec[]; problems: string[] } {
+  const users: UserSpec[] = [];
+  const problems: string[] = [];
+  for (const { label, dir, data } of files) {
+    try {
+      users.push(
+        ...validateUsers(data).map((user, index) => ({
+          ...user,
+          origin: several ? { file: label, index, dir } : { index, dir },
+        })),
+      );
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      problems.push(...error.problems.map((problem) => several ? `${label}: ${problem}` : problem));
+    }
+  }
+  problems.push(...crossFileProblems(files));
+  return { users: problems.length > 0 ? [] : users, problems };
+}
+
+/**
+ * The usernames of later files that an earlier file already lists, exactly or
+ * as a look-alike (the rule of {@linkcode userProblems}, across files); each
+ * problem names both places.
+ */
+function crossFileProblems(files: { label: string; data: unknown }[]): string[] {
+  const problems: string[] = [];
+  const first = new Map<string, { file: number; index: number; username: string }>();
+  files.forEach(({ label, data }, file) => {
+    usersList(data).forEach((user, index) => {
+      if (!isPlainObject(user) || typeof user.username !== "string") return;
+      const folded = user.username.normalize("NFC").toLowerCase();
+      const earlier = first.get(folded);
+      if (earlier === undefined) first.set(folded, { file, index, username: user.username });
+      // Twice in one file is that file's own problem (userProblems).
+      if (earlier === undefined || earlier.file === file) return;
+      const there = files[earlier.file].label;
+      problems.push(
+        earlier.username === user.username
+          ? `${label}: users[${index}].username: ${quoteKey(user.username)} is also listed in ${there} ` +
+            `(users[${earlier.index}]); a username may be listed in one file only, remove one`
+          : `${label}: users[${index}].username: differs from users[${earlier.index}].username in ${there} only in ` +
+            "letter case or Unicode normalisation; such look-alike accounts are refused, rename one",
+      );
+    });
+  });
+  return problems;
+}
+
+/** The list of users in parsed JSON, a bare array or `{"users": [...]}`; none when it is neither. */
+function usersList(data: unknown): unknown[] {
+  if (Array.isArray(data)) return data;
+  return isPlainObject(data) && Array.isArray(data.users) ? data.users : [];
 }
 
 /**
@@ -1134,9 +1460,9 @@ function claimWarnings(specs: UserSpec[]): FileWarning[] {
   return warnings;
 }
 
-function invalid(problems: string[]): InputError {
+function invalid(problems: string[], what = "users file is"): InputError {
   const count = problems.length === 1 ? "1 problem" : `${problems.length} problems`;
-  return new InputError(`users file is invalid (${count}); nothing was changed`, problems);
+  return new InputError(`${what} invalid (${count}); nothing was changed`, problems);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -1285,7 +1611,8 @@ function formatKey(key: string, options: { dot?: boolean } = {}): string {
  * Turns `password_file` and `password_env` into `password`: reads each file
  * (one trailing newline trimmed, as `kubectl create secret --from-file` and
  * editors leave one) and each variable, then checks the result with the
- * password rules. Relative paths are relative to the users file. Problems name
+ * password rules. Relative paths are relative to the users file that lists
+ * the user ({@linkcode UserOrigin}; without one, to `baseDir`). Problems name
  * the user and the path or variable, never the content.
  */
 async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): Promise<UserSpec[]> {
@@ -1295,10 +1622,12 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
     let password: string | undefined;
     let path: string;
     const user = `(user ${JSON.stringify(spec.username)})`;
+    const { file, index: inFile = index } = spec.origin ?? {};
+    const place = file === undefined ? `users[${inFile}]` : `${file}: users[${inFile}]`;
     if (password_file !== undefined) {
-      path = `users[${index}].password_file ${user}`;
+      path = `${place}.password_file ${user}`;
       try {
-        const bytes = await readAtMost(resolvePath(baseDir, password_file), 64 * 1024, true);
+        const bytes = await readAtMost(resolvePath(spec.origin?.dir ?? baseDir, password_file), 64 * 1024, true);
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
       } catch (error) {
         const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
@@ -1306,11 +1635,15 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
           directory: "it is a directory; give the file of the Secret's key",
           denied: "permission denied",
         });
-        problems.push({ index, path, message: `cannot read ${password_file} (${reason})` });
+        problems.push({
+          index,
+          path,
+          message: `cannot read password_file ${resolvePath(baseDir, password_file)}: ${reason}`,
+        });
         return rest;
       }
     } else if (password_env !== undefined) {
-      path = `users[${index}].password_env ${user}`;
+      path = `${place}.password_env ${user}`;
       try {
         password = env[password_env];
       } catch {
@@ -1332,7 +1665,10 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
     }
     return { ...rest, password };
   }));
-  if (problems.length > 0) throw invalidUsers(problems);
+  if (problems.length > 0) {
+    const several = specs.some((spec) => spec.origin?.file !== undefined);
+    throw invalidUsers(problems, several ? "users files are" : undefined);
+  }
   return resolved;
 }
 // #endregion
@@ -2751,9 +3087,9 @@ class SqliteStore implements Store {
     try {
       ({ DatabaseSync } = await import("node:sqlite"));
     } catch {
-      throw new DatabaseError(
-        `this runtime (Node.js ${process.versions.node}) has no node:sqlite; SQLite needs Node.js 22.13+ or Deno 2.2+`,
-        { inTransaction: false },
+      throw new RuntimeError(
+        `SQLite needs the runtime's node:sqlite, which Node.js ${process.versions.node} does not have: run with ` +
+          "Node.js 22.13+ or Deno 2.2+ (PostgreSQL, --validate and hash-password work with this one)",
       );
     }
     try {
@@ -2836,9 +3172,13 @@ class PostgresStore implements Store {
   #aborted = false;
   /** `host:port/database`, never the password: safe to print. */
   readonly target: string;
+  /** The URL's `sslmode` (or `ssl`), to say what a failed TLS handshake was asked for. */
+  #sslmode: string | undefined;
 
   constructor(url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS) {
     this.#secrets = urlSecrets(url);
+    const query = new URLSearchParams(url.split("#")[0].split("?")[1] ?? "");
+    this.#sslmode = query.get("sslmode") ?? query.get("ssl") ?? undefined;
     this.#options = options;
     try {
       this.#sql = postgres(url, {
@@ -2890,7 +3230,7 @@ class PostgresStore implements Store {
         return await this.#attempt(work, mode);
       } catch (error) {
         if (!(error instanceof ConnectError)) throw error;
-        const reason = this.#redact(describeDriverError(error.cause));
+        const reason = this.#redact(connectFailure(error.cause, this.#sslmode));
         const remaining = deadline - performance.now();
         const delay = Math.min(remaining, retryDelay(attempt));
         if (!isTransientConnectError(error.cause) || remaining <= 0) {
@@ -2898,7 +3238,8 @@ class PostgresStore implements Store {
           const waited = attempt > 1
             ? ` after ${attempt} attempts in ${seconds} s (--wait ${this.#options.waitSeconds})`
             : "";
-          throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}`, {
+          const hint = isTransientConnectError(error.cause) ? `; ${UNREACHABLE_HINT}` : "";
+          throw new DatabaseError(`cannot connect to PostgreSQL at ${this.target}${waited}: ${reason}${hint}`, {
             inTransaction: false,
             cause: error.cause,
           });
@@ -3029,6 +3370,25 @@ class ConnectError extends Error {
   constructor(cause: unknown) {
     super("connection failed", { cause });
   }
+}
+
+/** What to check when the server stays unreachable: the usual causes in a cluster, in one clause. */
+const UNREACHABLE_HINT = "check the host (in Kubernetes, the Service's name and namespace), the port, " +
+  "and any NetworkPolicy between this pod and the database";
+
+/**
+ * A connection failure in one line. A failed TLS handshake is said in words:
+ * the driver's own ("Client network socket disconnected before secure TLS
+ * connection was established") does not say that the server refused TLS.
+ */
+function connectFailure(error: unknown, sslmode: string | undefined): string {
+  const { message } = error as { message?: unknown };
+  if (sslmode !== undefined && /\b(TLS|SSL)\b/i.test(String(message))) {
+    return `the server did not accept TLS, which the URL's sslmode=${sslmode} asks for; enable TLS on the server, ` +
+      "or give sslmode=prefer or sslmode=disable where the network is trusted " +
+      `(${describeDriverError(error)})`;
+  }
+  return describeDriverError(error);
 }
 
 /**
@@ -3304,6 +3664,8 @@ export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** Context for the person running the tool, not a result: on standard error, so standard output stays results. */
+  note(msg: string, fields?: Record<string, unknown>): void;
 }
 
 /** How a logger writes: colour per stream (text only), and when the run started. */
@@ -3370,6 +3732,7 @@ export function createLogger(format: "text" | "json", output: Output, options: L
       info: (msg, fields) => output.stdout(line("info", msg, fields)),
       warn: (msg, fields) => output.stderr(line("warn", msg, fields)),
       error: (msg, fields) => output.stderr(line("error", msg, fields)),
+      note: (msg, fields) => output.stderr(line("info", msg, fields)),
     };
   }
   const paint = (on: boolean | undefined, code: number, text: string) => on ? `\x1b[${code}m${text}\x1b[0m` : text;
@@ -3383,6 +3746,7 @@ export function createLogger(format: "text" | "json", output: Output, options: L
       output.stdout(code === undefined ? printable(msg) : paint(out, code, printable(msg)));
     },
     warn: (msg) => output.stderr(`${paint(err, ANSI.yellow, "warning:")} ${printable(msg)}`),
+    note: (msg) => output.stderr(printable(msg)),
     error: (msg, fields) => {
       output.stderr(`${paint(err, ANSI.red, "error:")} ${printable(msg)}`);
       for (const problem of (fields?.problems as string[] | undefined) ?? []) output.stderr(`  ${printable(problem)}`);
@@ -3544,7 +3908,13 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   } catch (error) {
     // The options could not be read, but a log pipeline that asked for JSON still gets JSON.
     const json = args.some((a, i) => a === "--log-format=json" || (a === "--log-format" && args[i + 1] === "json"));
-    createLogger(json ? "json" : "text", output).error(`${(error as Error).message}; see --help`);
+    if (permissionDenied(error) !== undefined) {
+      return reportFailure(error, createLogger(json ? "json" : "text", output));
+    }
+    const message = (error as Error).message;
+    createLogger(json ? "json" : "text", output).error(
+      `${message}${message.endsWith("?") ? " (see --help)" : "; see --help"}`,
+    );
     return EXIT.badInput;
   }
   if (options.help) {
@@ -3557,19 +3927,38 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   }
   const color = colorFor(env, { stdout: process.stdout.isTTY, stderr: process.stderr.isTTY });
   const log = createLogger(options.logFormat, output, { color, started });
+  try {
+    workInInvocationDir(env);
+  } catch (error) {
+    return reportFailure(error, log);
+  }
   const concurrency = sizeThreadPool();
+  if (options.command === "hash-password" || options.mode !== "validate") {
+    // Loaded now, before anything is read: a missing addon or Deno permission is said at once, not mid-transaction.
+    try {
+      await loadArgon2();
+    } catch (error) {
+      return reportFailure(error, log);
+    }
+  }
   if (options.command === "hash-password") return await hashPasswordCommand(process.stdin, output, log);
   // From the first read on: a signal must end the run in a moment whatever it waits for.
   const signals = exitOnSignal(log);
   try {
-    const specs = await readSpecs(options, log);
     if (options.mode === "validate") {
       // Secrets from files and variables exist only where the sync runs (a CI pipeline has none): not read here.
-      const count = specs.length === 1 ? "1 user" : `${specs.length} users`;
-      log.info(`${options.file}: ${count}, valid`, { file: options.file, users: specs.length });
+      const { files, users: specs } = await readUsers(options, log);
+      const count = (n: number) => n === 1 ? "1 user" : `${n} users`;
+      for (const { label, users } of files) log.info(`${label}: ${count(users)}, valid`, { file: label, users });
+      if (files.length > 1) {
+        log.info(`${count(specs.length)} in ${files.length} files, valid`, {
+          files: files.length,
+          users: specs.length,
+        });
+      }
       return EXIT.ok;
     }
-    return await syncOnce(options, specs, env, log, { signals, concurrency });
+    return await syncOnce(options, await readSpecs(options, log), env, log, { signals, concurrency });
   } catch (error) {
     return reportFailure(error, log);
   } finally {
@@ -3577,12 +3966,75 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   }
 }
 
-/** Reads, parses and validates the users file, with `--password-mode` as the default; logs the file's warnings. */
+/**
+ * Moves to the folder the user ran the command in. npm runs a script in the
+ * package root and passes the user's folder as `INIT_CWD`: without this,
+ * `cd examples && npm run -s sync -- -f users.json -c config.toml -d
+ * sqlite://x.db` would look for both files, and create x.db, in the package
+ * root. With it, every relative path (--file, --config, a password_file's users
+ * file, a relative SQLite URL) means what it means to npx, and to a plain run
+ * from that folder.
+ */
+function workInInvocationDir(env: Env): void {
+  let folder: string | undefined;
+  try {
+    folder = env.INIT_CWD;
+  } catch {
+    // Deno without --allow-env for it: npm's hint only, so the working directory stands, as without npm.
+    return;
+  }
+  if (folder === undefined || folder === "" || resolvePath(folder) === process.cwd()) return;
+  try {
+    process.chdir(folder);
+  } catch (error) {
+    throw new UsageError(
+      `cannot work in $INIT_CWD, ${folder} (the folder npm says the command was run in): ${
+        whyUnreadable(error, { missing: "not found", directory: "not a folder", denied: "permission denied" })
+      }`,
+    );
+  }
+}
+
+/**
+ * Reads, parses and validates every users file and merges them into one list
+ * ({@linkcode mergeUsersFiles}), with `--password-mode` as the default; logs
+ * the warnings about the merged list. Throws {@linkcode InputError} with every
+ * problem of every file; no file's users are returned unless all are valid.
+ */
 async function readSpecs(options: Options, log: Logger): Promise<UserSpec[]> {
-  const specs = validateUsers(parseUsersJson(await readUsersFile(options.file, options.maxFileBytes), options.file))
-    .map((spec) => ({ password_mode: options.passwordMode, ...spec }));
-  for (const warning of claimWarnings(specs)) log.warn(warning.message, { code: warning.code, ...warning.fields });
-  return specs;
+  return (await readUsers(options, log)).users;
+}
+
+/** {@linkcode readSpecs}, with how messages name each file read and how many users it lists. */
+async function readUsers(
+  options: Options,
+  log: Logger,
+): Promise<{ files: { label: string; users: number }[]; users: UserSpec[] }> {
+  const { files, problems } = await listUsersFiles(options.files, options.workingDir);
+  const several = files.length + problems.length > 1;
+  // One file is named as given, as it always was; several by their names, short and unambiguous.
+  const labels = several ? fileLabels(files.map((file) => file.given)) : files.map((file) => file.given);
+  const parsed: ParsedUsersFile[] = [];
+  for (const [i, file] of files.entries()) {
+    const label = labels[i];
+    try {
+      const text = await readUsersFile(file.path, options.maxFileBytes, label);
+      parsed.push({ label, dir: dirname(file.path), data: parseUsersJson(text, label) });
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      // One file: its error as it is. Several: each problem under its file ("cannot read" names the path already).
+      if (!several) throw error;
+      const own = error.problems.map((problem) => `${label}: ${problem}`);
+      problems.push(...(own.length > 0 ? own : [error.message.replace(/; nothing was changed$/, "")]));
+    }
+  }
+  const merged = mergeUsersFiles(parsed, several);
+  problems.push(...merged.problems);
+  if (problems.length === 1 && files.length === 0) throw new InputError(problems[0]);
+  if (problems.length > 0) throw invalid(problems, several ? "users files are" : "users file is");
+  const users = merged.users.map((spec) => ({ password_mode: options.passwordMode, ...spec }));
+  for (const warning of claimWarnings(users)) log.warn(warning.message, { code: warning.code, ...warning.fields });
+  return { files: parsed.map(({ label, data }) => ({ label, users: usersList(data).length })), users };
 }
 
 /**
@@ -3600,12 +4052,14 @@ async function syncOnce(
   if (options.prune && !specs.some((spec) => spec.state !== "absent")) {
     log.warn("--prune: the file lists no users, so nothing is pruned (an empty file is more likely a mistake)");
   }
-  const users = await resolvePasswords(specs, env, dirname(resolvePath(options.file)));
-  const store = openStore(await resolveDatabaseUrl(options), {
+  const users = await resolvePasswords(specs, env, options.workingDir);
+  const database = await resolveDatabaseUrl(options);
+  const store = openStore(database.url, {
     waitSeconds: options.waitSeconds,
     statementTimeoutSeconds: options.statementTimeoutSeconds,
     onRetry: (message) => log.warn(message, { retry: true }),
   });
+  announceDatabase(database, store, log);
   signals.abortFirst(store);
   let result: SyncResult;
   try {
@@ -3620,6 +4074,31 @@ async function syncOnce(
   }
   const drift = reportResult(result, log, options.mode === "check");
   return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
+}
+
+/**
+ * Says which database a run opens and where its URL came from
+ * (`database: sqlite /abs/x.db (from config ../config.toml)`), never a
+ * password: a run from the wrong directory must not silently fill a second
+ * file. Warns when the config file given with -c has no `[database] url`.
+ * Called once per run; a loop that re-syncs calls it once, not per sync.
+ */
+function announceDatabase(database: DatabaseUrlChoice, store: Store, log: Logger): void {
+  if (database.configWithoutUrl !== undefined) {
+    log.warn(
+      `config file ${database.configWithoutUrl} has no [database] url; using Barycenter's default, ` +
+        `${DEFAULT_DATABASE_URL} (in the working directory)`,
+      { code: "config_without_database_url" },
+    );
+  }
+  const [backend, target] = store instanceof SqliteStore
+    ? ["sqlite", store.target === ":memory:" ? "in memory" : resolvePath(store.target)]
+    : ["postgres", (store as PostgresStore).target];
+  log.note(`database: ${backend} ${target} (from ${database.source})`, {
+    database: backend,
+    target,
+    source: database.source,
+  });
 }
 
 /**
@@ -3719,6 +4198,11 @@ function exitNow(code: number): never {
 }
 
 function reportFailure(error: unknown, log: Logger): number {
+  const denied = permissionDenied(error);
+  if (denied !== undefined || error instanceof RuntimeError) {
+    log.error(denied ?? (error as Error).message);
+    return EXIT.badInput;
+  }
   if (error instanceof UsageError) {
     log.error(`${error.message}; see --help`);
     return EXIT.badInput;
@@ -3739,6 +4223,23 @@ function reportFailure(error: unknown, log: Logger): number {
   const [first, ...frames] = String((error as Error)?.stack ?? error).split("\n");
   log.error(`unexpected ${first}`, { stack: frames.map((frame) => frame.trim()) });
   return EXIT.unexpected;
+}
+
+/**
+ * Deno's refusal of a permission (`NotCapable`, here or in an error's causes)
+ * in one sentence naming the permission and the flag that grants it; else
+ * undefined. Deno's own text comes with a stack trace and no word of the README.
+ */
+function permissionDenied(error: unknown): string | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e.name !== "NotCapable" && !/^Requires \w+ access/.test(e.message)) continue;
+    const kind = /Requires (\w+) access/.exec(e.message)?.[1] ?? "a";
+    const flag = /--allow-[a-z-]+/.exec(e.message)?.[0] ?? `--allow-${kind}`;
+    const to = /access to ("[^"]*"|[^,]+?),/.exec(e.message)?.[1];
+    return `Deno did not grant ${kind} access${to ? ` to ${to}` : ""}: run again with ${flag} ` +
+      `(the README's "Deno" section lists the narrowest permissions)`;
+  }
+  return undefined;
 }
 
 /**
@@ -4080,6 +4581,22 @@ function urlSecrets(url: string): string[] {
   // The driver splits hosts at "," and ports at ":" as well.
   const pieces = [password, decoded, ...password.split(/[/?#@,:]/)];
   return [...new Set(pieces)].filter((piece) => piece.length >= 4).sort((a, b) => b.length - a.length);
+}
+
+/** Levenshtein distance with adjacent transpositions counted as one edit (`flie` is one edit from `file`). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
 }
 
 /** A driver's error in one line: its message and code, which name no parameter values. */

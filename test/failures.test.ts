@@ -358,11 +358,11 @@ describe("hostile and broken input", () => {
     assert.match(await rejected(JSON.stringify(users)), /100001 users, more than the 100000 one file may hold/);
   });
 
-  test("a directory, an empty file and a file that is not UTF-8 each get their own message", async () => {
+  test("a directory without *.json files, an empty file and a file that is not UTF-8 each get their own message", async () => {
     const dir = mkdtempSync(join(tmpdir(), "user-sync-dir-"));
     const asDir = await runSync(["--validate", "--file", dir]);
     assert.equal(asDir.code, 2);
-    assert.match(asDir.stderr, /it is a directory, not a file/);
+    assert.match(asDir.stderr, /users directory .* holds no \*\.json file/);
     assert.match(await rejected(""), /is empty; it must hold a JSON array of users/);
     assert.match(await rejected("  \n"), /is empty/);
     assert.match(await rejected(new Uint8Array([0x5b, 0xff, 0xfe, 0x5d])), /is not UTF-8 text; save it as UTF-8/);

@@ -208,11 +208,11 @@ describe("a password_file that is not a regular file", () => {
     assert.equal(run.code, 2, run.stderr);
     assert.match(
       run.stderr,
-      /users\[0\]\.password_file \(user "alice"\): cannot read fifo \(it is a named pipe, not a regular file\)/,
+      /users\[0\]\.password_file \(user "alice"\): cannot read password_file \/\S+\/fifo: it is a named pipe, not a regular file/,
     );
     assert.match(
       run.stderr,
-      /users\[1\]\.password_file \(user "bob"\): cannot read \/dev\/zero \(it is a character device, not a regular file\)/,
+      /users\[1\]\.password_file \(user "bob"\): cannot read password_file \/dev\/zero: it is a character device, not a regular file/,
     );
     assert.doesNotMatch(run.stderr, /carol/);
     assert.deepEqual(await snapshot(db), [[], [], []]);

@@ -25,14 +25,14 @@ describe("options", () => {
       USERS_FILE: "b.json",
       DATABASE_URL: "postgres://env/db",
     });
-    assert.equal(options.file, "a.json");
+    assert.deepEqual(options.files, ["a.json"]);
     assert.equal(options.databaseUrl, "postgres://x/y");
   });
 
   test("$DATABASE_URL wins over $BARYCENTER__DATABASE__URL; the file defaults to /etc/barycenter/users.json", () => {
     const options = parseOptions([], { DATABASE_URL: "postgres://a/b", BARYCENTER__DATABASE__URL: "postgres://c/d" });
     assert.equal(options.databaseUrl, "postgres://a/b");
-    assert.equal(options.file, DEFAULT_USERS_FILE);
+    assert.deepEqual(options.files, [DEFAULT_USERS_FILE]);
     assert.equal(parseOptions([], { BARYCENTER__DATABASE__URL: "postgres://c/d" }).databaseUrl, "postgres://c/d");
   });
 
