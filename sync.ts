@@ -1626,8 +1626,9 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
     const place = file === undefined ? `users[${inFile}]` : `${file}: users[${inFile}]`;
     if (password_file !== undefined) {
       path = `${place}.password_file ${user}`;
+      const absolute = resolvePath(spec.origin?.dir ?? baseDir, password_file);
       try {
-        const bytes = await readAtMost(resolvePath(spec.origin?.dir ?? baseDir, password_file), 64 * 1024, true);
+        const bytes = await readAtMost(absolute, 64 * 1024, true);
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
       } catch (error) {
         const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
@@ -1638,7 +1639,7 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
         problems.push({
           index,
           path,
-          message: `cannot read password_file ${resolvePath(baseDir, password_file)}: ${reason}`,
+          message: `cannot read password_file ${absolute}: ${reason}`,
         });
         return rest;
       }
