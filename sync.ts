@@ -1973,13 +1973,15 @@ export function hashPassword(password: string): Promise<string> {
 async function verifyPasswords(
   specs: UserSpec[],
   stored: Map<string, StoredUser>,
-  work: Argon2Work = DEFAULT_ARGON2_WORK,
+  work: CountedWork,
 ): Promise<Map<string, boolean>> {
   const existing = enforced(specs).filter((spec) => spec.password !== undefined && stored.has(spec.username));
   const tick = work.progress("verifying passwords", existing.length);
   const checks = await mapConcurrently(existing, work.concurrency, async (spec) => {
     const hash = stored.get(spec.username)!.password_hash;
-    const ok = argon2CostProblem(hash) === undefined && await argon2Verify(hash, spec.password!).catch(() => false);
+    const affordable = argon2CostProblem(hash) === undefined;
+    if (affordable) work.counts.verified++;
+    const ok = affordable && await argon2Verify(hash, spec.password!).catch(() => false);
     tick();
     return [spec.username, ok] as const;
   });
@@ -1987,13 +1989,11 @@ async function verifyPasswords(
 }
 
 /** Hashes the passwords the plan needs, in parallel, and returns complete rows. */
-async function hashPlannedUsers(
-  users: PlannedUser[],
-  work: Argon2Work = DEFAULT_ARGON2_WORK,
-): Promise<UserRow[]> {
+async function hashPlannedUsers(users: PlannedUser[], work: CountedWork): Promise<UserRow[]> {
   const tick = work.progress("hashing passwords", users.filter((u) => u.password !== null).length);
   return await mapConcurrently(users, work.concurrency, async ({ row, password }) => {
     if (password === null) return { ...row, password_hash: row.password_hash as string };
+    work.counts.hashed++;
     const password_hash = await hashPassword(password);
     tick();
     return { ...row, password_hash };
@@ -2005,6 +2005,21 @@ export interface Argon2Work {
   /** Computations running at once: the size of the thread pool, see {@linkcode sizeThreadPool}. */
   concurrency: number;
   progress: Progress;
+}
+
+/**
+ * The Argon2 computations one sync made, by why: the fast path's keys (checked
+ * or sealed), per-user verifications of stored hashes, and new hashes written.
+ */
+export interface Argon2Counts {
+  proofs: number;
+  verified: number;
+  hashed: number;
+}
+
+/** Argon2 work that also counts what it computes, for the summary. */
+interface CountedWork extends Argon2Work {
+  counts: Argon2Counts;
 }
 
 /**
@@ -2044,8 +2059,7 @@ const DEFAULT_ARGON2_WORK: Argon2Work = { concurrency: 4, progress: noProgress }
 // the salt, a verifier of the key, and an HMAC under the key of a SHA-256
 // digest of those users' password_hash values as the last successful sync
 // left them. When the verifier and the HMAC of the current hashes match,
-// every password is known to match without one verification per user. Any
-// miss falls back to verifying each user.
+// every password is known to match without one verification per user.
 //
 // The digest is authenticated, not stored plain: anyone who can write the
 // database could otherwise replace a hash, recompute the digest, and have
@@ -2054,18 +2068,43 @@ const DEFAULT_ARGON2_WORK: Argon2Work = { concurrency: 4, progress: noProgress }
 // forged row costs the fast path, never a wrong result. A replayed old row
 // proves nothing wrong either: it opens only with the pairs it was made for,
 // and only for the hashes the tool left when they verified those very pairs.
+//
+// Buckets: the common change misses that proof (one password, one user more
+// or less, one hash replaced in Barycenter), and should not cost a
+// verification per user. The users with a file password are split into about
+// √N buckets by a hash of the username (a power of two, so the split changes
+// only when N crosses 2^(2k+1), and adding a user disturbs one bucket). Each
+// bucket has a row of its own in `user_sync_buckets`, made exactly like the
+// file's row but over the bucket's pairs alone, and keyed by the bucket's
+// usernames. The file's row also holds, under the file's key, an HMAC of each
+// bucket's digest. So:
+// - hashes changed inside Barycenter (the file's verifier matches, its digest
+//   does not): the buckets whose HMAC under the file's key no longer matches
+//   are found with no Argon2, and only their users are verified;
+// - pairs changed (a password, a user added or removed): each bucket's own
+//   row is checked (one Argon2 each), and only users of the buckets that fail
+//   are verified: about √N + √N computations, plus the hashing of the change.
+// A bucket row is the file's row for fewer users, so the argument above holds
+// per bucket: it is forged only by someone who knows every file password of
+// the bucket, it is no cheaper to attack than Argon2id over the bucket's pairs
+// with a random salt, and one that does not open or match makes its users be
+// verified, never skipped.
 
 /**
- * The tool's own state for one set of usernames: one row of `user_sync_state`.
- * The columns keep the names and types of the tool's first version, so a table
- * it created works unchanged; a row it wrote is read as no state.
+ * The tool's own state for one set of usernames: one row of `user_sync_state`
+ * (a users file) or of `user_sync_buckets` (one bucket of a users file). The
+ * columns keep the names and types of the tool's first version, so a table it
+ * created works unchanged; a row it wrote is read as no state.
  */
 export interface SyncState {
-  /** SHA-256 of the sorted usernames: one state per users file, not per database. */
+  /** SHA-256 of the sorted usernames: one state per users file (or bucket), not per database. */
   file_key: string;
   /** The salt and the verifier of {@linkcode pairsKey}, after {@linkcode STATE_KEY_PREFIX}. */
   pairs_hash: string;
-  /** `hmac-sha256:` and, in hex, the HMAC under that key of {@linkcode passwordHashesDigest} after the last sync. */
+  /**
+   * `hmac-sha256:` and, in hex, the HMAC under that key of {@linkcode passwordHashesDigest} after the last sync;
+   * in a file's row, then `;buckets:` and the HMAC of each bucket's digest, in hex, in bucket order.
+   */
   hashes_digest: string;
   updated_at: number;
 }
@@ -2096,6 +2135,11 @@ export function canonicalPairs(specs: UserSpec[]): string {
  */
 function enforced(specs: UserSpec[]): UserSpec[] {
   return specs.filter((s) => s.password_mode !== "initial");
+}
+
+/** The users the state's keys are made of: enforced, with a password in the file (not a `password_hash`). */
+function withFilePassword(specs: UserSpec[]): UserSpec[] {
+  return enforced(specs).filter((s) => s.password !== undefined);
 }
 
 /**
@@ -2138,36 +2182,69 @@ export async function pairsKey(specs: UserSpec[], salt: Buffer = randomBytes(16)
   return { salt, key: await argon2HashRaw(canonicalPairs(specs), { ...ARGON2_OPTIONS, salt }) };
 }
 
-/** HMAC-SHA256 under the pairs' key; the label keeps the verifier and the digest's HMAC apart. */
-function stateMac(key: Buffer, label: "verifier" | "hashes_digest", message = ""): Buffer {
+/** {@linkcode pairsKey}, counted as one of the run's proofs. */
+function countedPairsKey(specs: UserSpec[], counts: Argon2Counts, salt?: Buffer): Promise<PairsKey> {
+  counts.proofs++;
+  return pairsKey(specs, salt);
+}
+
+/** HMAC-SHA256 under the pairs' key; the label keeps the verifier and the digests' HMACs apart. */
+function stateMac(key: Buffer, label: "verifier" | "hashes_digest" | "bucket_digest", message = ""): Buffer {
   return createHmac("sha256", key).update(`user_sync_state.${label}\0${message}`).digest();
 }
 
-/** The state row that records `digest`, a {@linkcode passwordHashesDigest}, under the pairs' key. */
-export function sealState(fileKey: string, { salt, key }: PairsKey, digest: string, now: number): SyncState {
+/** The HMAC, under the file's key, of bucket `index` of `count` holding hashes with digest `digest`. */
+function bucketMac(key: Buffer, count: number, index: number, digest: string): Buffer {
+  return stateMac(key, "bucket_digest", `${count}\0${index}\0${digest}`);
+}
+
+/**
+ * The state row that records `digest`, a {@linkcode passwordHashesDigest}, under the pairs' key; with
+ * `bucketDigests`, a file's row that also records each bucket's digest (see {@linkcode bucketsOf}).
+ */
+export function sealState(
+  fileKey: string,
+  { salt, key }: PairsKey,
+  digest: string,
+  now: number,
+  bucketDigests?: string[],
+): SyncState {
   const base64 = (bytes: Buffer) => bytes.toString("base64").replace(/=+$/, "");
+  const buckets = bucketDigests === undefined
+    ? ""
+    : `;buckets:${bucketDigests.map((d, i) => bucketMac(key, bucketDigests.length, i, d).toString("hex")).join("")}`;
   return {
     file_key: fileKey,
     pairs_hash: `${STATE_KEY_PREFIX}${base64(salt)}$${base64(stateMac(key, "verifier"))}`,
-    hashes_digest: `hmac-sha256:${stateMac(key, "hashes_digest", digest).toString("hex")}`,
+    hashes_digest: `hmac-sha256:${stateMac(key, "hashes_digest", digest).toString("hex")}${buckets}`,
     updated_at: now,
   };
 }
 
+/** A row opened: its salt, verifier and HMAC, and in a file's row the HMACs of its buckets' digests. */
+interface OpenedState {
+  salt: Buffer;
+  verifier: Buffer;
+  mac: Buffer;
+  bucketMacs?: Buffer[];
+}
+
 /**
- * The salt, verifier and HMAC of a row in this version's format. Any other
- * row (the first version's Argon2id PHC hash and plain digest, or anything
- * edited into the table) is no state: a slower run, never an error.
+ * The salt, verifier and HMACs of a row in this version's format (or the
+ * previous one, which had no buckets). Any other row (the first version's
+ * Argon2id PHC hash and plain digest, or anything edited into the table) is
+ * no state: a slower run, never an error.
  */
-function openState(state: SyncState): { salt: Buffer; verifier: Buffer; mac: Buffer } | undefined {
+function openState(state: SyncState): OpenedState | undefined {
   const pairsHash = String(state.pairs_hash);
   const key = pairsHash.startsWith(STATE_KEY_PREFIX)
     ? /^([A-Za-z0-9+/]{22})\$([A-Za-z0-9+/]{43})$/.exec(pairsHash.slice(STATE_KEY_PREFIX.length))
     : null;
-  const mac = /^hmac-sha256:([0-9a-f]{64})$/.exec(String(state.hashes_digest));
+  const mac = /^hmac-sha256:([0-9a-f]{64})(?:;buckets:((?:[0-9a-f]{64})+))?$/.exec(String(state.hashes_digest));
   if (key === null || mac === null) return undefined;
   const [salt, verifier] = [key[1], key[2]].map((text) => Buffer.from(text, "base64"));
-  return { salt, verifier, mac: Buffer.from(mac[1], "hex") };
+  const bucketMacs = mac[2]?.match(/.{64}/g)?.map((hex) => Buffer.from(hex, "hex"));
+  return { salt, verifier, mac: Buffer.from(mac[1], "hex"), ...(bucketMacs ? { bucketMacs } : {}) };
 }
 
 /** What the stored state shows about the file's passwords. */
@@ -2185,33 +2262,166 @@ export interface StateProof {
    * key: a new state for the same pairs reuses it instead of another Argon2.
    */
   key?: PairsKey;
+  /** With the key, a file row's HMACs of its buckets' digests, if it has them. */
+  bucketMacs?: Buffer[];
 }
 
 /**
- * What the stored state proves about the file's passwords. One Argon2
+ * What the stored state proves about the passwords of `specs`. One Argon2
  * computation in all, none when there is no state in this version's format.
  */
 async function stateProvesPasswords(
   specs: UserSpec[],
   stored: Map<string, StoredUser>,
   state: SyncState | undefined,
+  counts: Argon2Counts,
 ): Promise<StateProof> {
   const sealed = state === undefined ? undefined : openState(state);
   if (sealed === undefined || !specs.every((s) => stored.has(s.username))) return { proves: false };
-  const key = await pairsKey(specs, sealed.salt);
+  const key = await countedPairsKey(specs, counts, sealed.salt);
   if (!timingSafeEqual(stateMac(key.key, "verifier"), sealed.verifier)) return { proves: false };
+  const bucketMacs = sealed.bucketMacs ? { bucketMacs: sealed.bucketMacs } : {};
   const digest = passwordHashesDigest(enforced(specs).map((s) => stored.get(s.username)!));
-  if (!timingSafeEqual(stateMac(key.key, "hashes_digest", digest), sealed.mac)) return { proves: false, key };
-  return { proves: true, digest, key };
+  if (!timingSafeEqual(stateMac(key.key, "hashes_digest", digest), sealed.mac)) {
+    return { proves: false, key, ...bucketMacs };
+  }
+  return { proves: true, digest, key, ...bucketMacs };
+}
+
+/**
+ * Below this many users with file passwords, no buckets: finding one change
+ * among them through buckets (√N proofs, √N verifications, two new keys)
+ * would cost about as much as verifying each, and every first run B more.
+ */
+const BUCKETS_FROM = 16;
+
+/**
+ * How many buckets N users with file passwords are split into: the power of
+ * two nearest √N, so that one change costs about √N bucket proofs plus √N
+ * verifications, and the count stays the same while N moves within a factor 2;
+ * 0 (no buckets) below {@linkcode BUCKETS_FROM}.
+ */
+function bucketCount(users: number): number {
+  return users < BUCKETS_FROM ? 0 : 2 ** Math.round(Math.log2(users) / 2);
+}
+
+/**
+ * The users with file passwords, in `count` buckets chosen by SHA-256 of the
+ * username: a user added or removed changes its own bucket only.
+ */
+function bucketsOf(specs: UserSpec[], count: number): UserSpec[][] {
+  const buckets = Array.from({ length: count }, (): UserSpec[] => []);
+  if (count === 0) return buckets;
+  for (const spec of withFilePassword(specs)) {
+    const hash = createHash("sha256").update(`user_sync_bucket\0${spec.username}`).digest();
+    buckets[hash.readUInt32BE(0) % count].push(spec);
+  }
+  return buckets;
+}
+
+/** The digest of a bucket's hashes as `hashOf` gives them; undefined when one of its users has none. */
+function bucketDigest(bucket: UserSpec[], hashOf: (username: string) => string | undefined): string | undefined {
+  const hashes = bucket.map((s) => ({ username: s.username, password_hash: hashOf(s.username) }));
+  return hashes.every((h) => h.password_hash !== undefined)
+    ? passwordHashesDigest(hashes as { username: string; password_hash: string }[])
+    : undefined;
+}
+
+/** What the buckets proved when the file's own proof did not. */
+export interface BucketsProof {
+  /** The users whose stored hashes a bucket proved to match their file passwords. */
+  proven: Set<string>;
+  /** The keys of bucket rows whose verifier matched, by their `file_key`, with the digest they proved, if any. */
+  keys: Map<string, { key: PairsKey; digest?: string }>;
+}
+
+/**
+ * Which users the buckets prove, when the file's proof did not prove them all.
+ * When its verifier matched (the same pairs: hashes changed inside Barycenter),
+ * the file's HMACs of its buckets' digests show, with no Argon2, which buckets
+ * hold the same hashes as after the last sync. Otherwise each bucket's own row
+ * is checked, one Argon2 each, under the bucketing with the most rows found:
+ * the current one, or half or twice it (N just crossed a boundary).
+ */
+async function bucketsProve(
+  specs: UserSpec[],
+  stored: Map<string, StoredUser>,
+  fileProof: StateProof,
+  readBuckets: (fileKeys: string[]) => Promise<SyncState[]>,
+  work: CountedWork,
+): Promise<BucketsProof> {
+  const proven = new Set<string>();
+  const keys: BucketsProof["keys"] = new Map();
+  const hashOf = (username: string) => stored.get(username)?.password_hash;
+  const count = bucketCount(withFilePassword(specs).length);
+  const macs = fileProof.key !== undefined && fileProof.bucketMacs?.length === count ? fileProof.bucketMacs : [];
+  if (macs.length > 0) {
+    bucketsOf(specs, count).forEach((bucket, index) => {
+      const digest = bucketDigest(bucket, hashOf);
+      if (digest !== undefined && timingSafeEqual(bucketMac(fileProof.key!.key, count, index, digest), macs[index])) {
+        for (const spec of bucket) proven.add(spec.username);
+      }
+    });
+    return { proven, keys };
+  }
+
+  // Below BUCKETS_FROM there is no bucket to read; the read is still sent, so that the statements never depend on N.
+  const bucketings = (count === 0 ? [] : [count, count * 2, count / 2]).filter((c) => c >= 1 && Number.isInteger(c))
+    .map((c) => bucketsOf(specs, c).filter((bucket) => bucket.length > 0));
+  const rows = new Map((await readBuckets(bucketings.flat().map(stateKey))).map((row) => [row.file_key, row]));
+  const found = bucketings.map((buckets) => buckets.filter((bucket) => rows.has(stateKey(bucket))));
+  const checked = found.reduce((best, buckets) => (buckets.length > best.length ? buckets : best), []);
+  const tick = work.progress("checking bucket proofs", checked.length);
+  await mapConcurrently(checked, work.concurrency, async (bucket) => {
+    const proof = await stateProvesPasswords(bucket, stored, rows.get(stateKey(bucket)), work.counts);
+    tick();
+    if (proof.key !== undefined) keys.set(stateKey(bucket), { key: proof.key, digest: proof.digest });
+    if (proof.proves) { for (const spec of bucket) proven.add(spec.username); }
+  });
+  return { proven, keys };
+}
+
+/**
+ * The bucket rows to write after a sync, for the hashes `hashOf` gives: none
+ * for a bucket whose row still proves its hashes (the file's HMAC of its
+ * digest, under `fileKey`, or its own checked row says so); a row resealed
+ * under the key its check derived; else a new salt and one Argon2.
+ */
+async function sealBuckets(
+  specs: UserSpec[],
+  hashOf: (username: string) => string,
+  previous: { fileKey?: Buffer; bucketMacs?: Buffer[]; buckets: BucketsProof },
+  now: number,
+  work: CountedWork,
+): Promise<{ digests: string[]; rows: SyncState[] }> {
+  const count = bucketCount(withFilePassword(specs).length);
+  const buckets = bucketsOf(specs, count);
+  const digests = buckets.map((bucket) => bucketDigest(bucket, hashOf)!);
+  const unchanged = (index: number) =>
+    previous.fileKey !== undefined && previous.bucketMacs?.length === count &&
+    timingSafeEqual(bucketMac(previous.fileKey, count, index, digests[index]), previous.bucketMacs[index]);
+  const stale = buckets.map((bucket, index) => ({ bucket, index }))
+    .filter(({ bucket, index }) =>
+      bucket.length > 0 && !unchanged(index) && previous.buckets.keys.get(stateKey(bucket))?.digest !== digests[index]
+    );
+  const fresh = stale.filter(({ bucket }) => !previous.buckets.keys.has(stateKey(bucket)));
+  const tick = work.progress("sealing bucket proofs", fresh.length);
+  const rows = await mapConcurrently(stale, work.concurrency, async ({ bucket, index }) => {
+    const known = previous.buckets.keys.get(stateKey(bucket))?.key;
+    const key = known ?? await countedPairsKey(bucket, work.counts);
+    if (known === undefined) tick();
+    return sealState(stateKey(bucket), key, digests[index], now);
+  });
+  return { digests, rows };
 }
 // #endregion
 
 // #region Stores: one interface, one SQL, a dialect and a runner per backend
 
 /** The tables the sync writes to: Barycenter's two, and its own: the fast path's state, the users it created. */
-export type TableName = "users" | "properties" | "user_sync_state" | "user_sync_created";
+export type TableName = "users" | "properties" | "user_sync_state" | "user_sync_buckets" | "user_sync_created";
 
-const TABLES: TableName[] = ["users", "properties", "user_sync_state", "user_sync_created"];
+const TABLES: TableName[] = ["users", "properties", "user_sync_state", "user_sync_buckets", "user_sync_created"];
 
 /**
  * Every table that keys rows by a user's subject, from Barycenter's migrations (and the tool's own record of
@@ -2295,6 +2505,10 @@ export interface StoreTransaction {
   readState(fileKey: string): Promise<SyncState | undefined>;
   /** Inserts or replaces the fast path's state. */
   writeState(state: SyncState): Promise<void>;
+  /** The fast path's bucket rows with these keys (one query); none when a dry run finds no table. */
+  readBuckets(fileKeys: string[]): Promise<SyncState[]>;
+  /** Inserts or replaces bucket rows, in one statement. */
+  writeBuckets(rows: SyncState[]): Promise<void>;
   /** Records users the tool created, so that `--prune` may delete them later (and no others). */
   recordCreated(rows: CreatedRow[]): Promise<void>;
   /** The users the tool created that still exist and whose usernames are not `listed`, in one query. */
@@ -2377,6 +2591,14 @@ const CREATE_TABLE: Record<TableName, string> = {
   "hashes_digest" varchar NOT NULL,
   "updated_at" bigint NOT NULL
 )`,
+  // The tool's own too: one row per bucket of a users file (see SyncState), keyed by the bucket's usernames.
+  // A table of its own, so that `user_sync_state` keeps one row per users file, as older versions read it.
+  user_sync_buckets: `CREATE TABLE IF NOT EXISTS "user_sync_buckets" (
+  "file_key" varchar NOT NULL PRIMARY KEY,
+  "pairs_hash" varchar NOT NULL,
+  "hashes_digest" varchar NOT NULL,
+  "updated_at" bigint NOT NULL
+)`,
   // The tool's own too: every user it created, and only those, may be pruned. Users created before this table
   // existed are not in it, and are never pruned.
   user_sync_created: `CREATE TABLE IF NOT EXISTS "user_sync_created" (
@@ -2433,6 +2655,14 @@ const CREATED_COLUMNS = {
 
 /** The columns of the tool's own state table. */
 const STATE_COLUMNS = ["file_key", "pairs_hash", "hashes_digest", "updated_at"] as const;
+
+/** The same columns with their types, for a batch of bucket rows. */
+const BUCKET_COLUMNS = {
+  file_key: { type: "varchar" },
+  pairs_hash: { type: "varchar" },
+  hashes_digest: { type: "varchar" },
+  updated_at: { type: "bigint" },
+} as const satisfies Record<(typeof STATE_COLUMNS)[number], { type: SqlType }>;
 
 /**
  * What differs between the backends' SQL, and nothing else: how a parameter
@@ -2523,6 +2753,13 @@ function statementsFor(d: Dialect) {
        ON CONFLICT (file_key) DO UPDATE SET ${
       STATE_COLUMNS.slice(1).map((name) => `${name} = excluded.${name}`).join(", ")
     }`,
+    readBuckets: `SELECT ${STATE_COLUMNS.join(", ")} FROM user_sync_buckets
+       WHERE file_key IN (SELECT value FROM ${d.values(1)})`,
+    writeBuckets: `INSERT INTO user_sync_buckets (${STATE_COLUMNS.join(", ")}) SELECT ${
+      STATE_COLUMNS.join(", ")
+    } FROM ${d.rows(1, BUCKET_COLUMNS, "s")} WHERE true ON CONFLICT (file_key) DO UPDATE SET ${
+      STATE_COLUMNS.slice(1).map((name) => `${name} = excluded.${name}`).join(", ")
+    }`,
     recordCreated: `INSERT INTO user_sync_created (${createdColumns}) SELECT ${createdColumns} FROM ${
       d.rows(1, CREATED_COLUMNS, "c")
     } WHERE true ON CONFLICT (subject) DO NOTHING`,
@@ -2606,16 +2843,21 @@ class SqlTransaction implements StoreTransaction {
 
   async readState(fileKey: string): Promise<SyncState | undefined> {
     const [row] = await this.#run(this.#sql.readState, [fileKey]);
-    return row === undefined ? undefined : {
-      file_key: String(row.file_key),
-      pairs_hash: String(row.pairs_hash),
-      hashes_digest: String(row.hashes_digest),
-      updated_at: Number(row.updated_at),
-    };
+    return row === undefined ? undefined : stateRow(row);
   }
 
   async writeState(state: SyncState): Promise<void> {
     await this.#run(this.#sql.writeState, STATE_COLUMNS.map((name) => state[name]));
+  }
+
+  async readBuckets(fileKeys: string[]): Promise<SyncState[]> {
+    // Sent even with no key, for the same reason as writeBuckets.
+    return (await this.#run(this.#sql.readBuckets, [JSON.stringify(fileKeys)])).map(stateRow);
+  }
+
+  async writeBuckets(rows: SyncState[]): Promise<void> {
+    // Sent even empty: whether there are buckets depends on the number of users, the statements must not.
+    await this.#run(this.#sql.writeBuckets, [JSON.stringify(rows)]);
   }
 
   async recordCreated(rows: CreatedRow[]): Promise<void> {
@@ -2660,6 +2902,16 @@ class SqlTransaction implements StoreTransaction {
     }
     return counts;
   }
+}
+
+/** A row of `user_sync_state` or `user_sync_buckets`, as read. */
+function stateRow(row: Record<string, unknown>): SyncState {
+  return {
+    file_key: String(row.file_key),
+    pairs_hash: String(row.pairs_hash),
+    hashes_digest: String(row.hashes_digest),
+    updated_at: Number(row.updated_at),
+  };
 }
 
 /** Opens the store a database URL names; throws {@linkcode UsageError} for a URL it cannot use. */
@@ -3221,6 +3473,8 @@ export interface SyncResult {
   fastPath: boolean;
   /** Barycenter's `admin` exists, is enabled and still has the password `password123` (the file does not list it). */
   defaultAdminPassword: boolean;
+  /** The Argon2 computations the run made, by why. */
+  argon2: Argon2Counts;
 }
 
 /** What a sync needs to know of the database before it plans. */
@@ -3229,6 +3483,8 @@ interface Current {
   users: Map<string, StoredUser>;
   /** The fast path's state row for this set of usernames, if any. */
   state: SyncState | undefined;
+  /** Reads the fast path's bucket rows with these keys: none when a dry run finds no table. */
+  readBuckets: (fileKeys: string[]) => Promise<SyncState[]>;
   /** The later `users` columns (`requires_2fa`) that Barycenter has not added yet. */
   absentColumns: string[];
   /** Whether a `users` table exists to read (a dry run creates none). */
@@ -3245,6 +3501,8 @@ interface PasswordProof {
   fastPath: boolean;
   /** What the state showed, for {@linkcode recordState}. */
   proof: StateProof;
+  /** What the buckets showed when the state did not prove every password. */
+  buckets: BucketsProof;
 }
 
 /**
@@ -3260,7 +3518,8 @@ export async function syncUsers(
   options: { dryRun: boolean; now?: () => number; work?: Argon2Work; prune?: { max: number } },
 ): Promise<SyncResult> {
   const now = (options.now ?? (() => Math.floor(Date.now() / 1000)))();
-  const { dryRun, work = DEFAULT_ARGON2_WORK, prune } = options;
+  const { dryRun, prune } = options;
+  const work: CountedWork = { ...options.work ?? DEFAULT_ARGON2_WORK, counts: { proofs: 0, verified: 0, hashed: 0 } };
   // Absent users have no password, and no place in the fast path's state.
   const present = specs.filter((spec) => spec.state !== "absent");
   return await store.transaction(async (tx) => {
@@ -3270,11 +3529,11 @@ export async function syncUsers(
     if (prune !== undefined) plan = planPrune(plan, specs, current.created, prune.max);
     if (!dryRun) {
       const { written, rows } = await applyPlan(tx, plan, work);
-      await recordState(tx, present, current, passwords, written, now);
+      await recordState(tx, present, current, passwords, written, now, work);
       plan = withRowCounts(plan, rows);
     }
-    const defaultAdminPassword = await hasDefaultAdminPassword(tx, specs, !current.usersTable);
-    return { changes: plan.changes, dryRun, fastPath: passwords.fastPath, defaultAdminPassword };
+    const defaultAdminPassword = await hasDefaultAdminPassword(tx, specs, !current.usersTable, work.counts);
+    return { changes: plan.changes, dryRun, fastPath: passwords.fastPath, defaultAdminPassword, argon2: work.counts };
   }, { readOnly: dryRun });
 }
 
@@ -3295,10 +3554,14 @@ async function readCurrent(tx: StoreTransaction, specs: UserSpec[], dryRun: bool
     : await tx.readUsers(specs.map((s) => s.username), !absent("properties"));
   const present = specs.filter((spec) => spec.state !== "absent");
   const state = absent("user_sync_state") ? undefined : await tx.readState(stateKey(present));
+  // Read only when the state does not prove every password: a no-change run reads no bucket, nor does a
+  // run that has just created (or, dry, would create) the table.
+  const readBuckets = (fileKeys: string[]) =>
+    missing.includes("user_sync_buckets") ? Promise.resolve([]) : tx.readBuckets(fileKeys);
   const created = prune && !absent("user_sync_created") && !absent("users")
     ? await tx.readCreated(specs.map((s) => s.username))
     : [];
-  return { users, state, absentColumns, usersTable: !absent("users"), created };
+  return { users, state, readBuckets, absentColumns, usersTable: !absent("users"), created };
 }
 
 /** Barycenter's well-known default account: created at its start when no user `admin` exists. */
@@ -3311,20 +3574,27 @@ const DEFAULT_ADMIN_ACCOUNT = { username: DEFAULT_ADMIN, password: "password123"
  * table to read. An `initial` password of `admin` keeps whatever is stored, the
  * default password too, so it is still checked.
  */
-async function hasDefaultAdminPassword(tx: StoreTransaction, specs: UserSpec[], noTable: boolean): Promise<boolean> {
+async function hasDefaultAdminPassword(
+  tx: StoreTransaction,
+  specs: UserSpec[],
+  noTable: boolean,
+  counts: Argon2Counts,
+): Promise<boolean> {
   if (noTable || enforced(specs).some((s) => s.username === DEFAULT_ADMIN_ACCOUNT.username)) return false;
   const admin = (await tx.readUsers([DEFAULT_ADMIN_ACCOUNT.username], false)).get(DEFAULT_ADMIN_ACCOUNT.username);
   if (admin === undefined || admin.enabled !== 1 || !usableArgon2(admin.password_hash)) return false;
+  counts.verified++;
   return await argon2Verify(admin.password_hash, DEFAULT_ADMIN_ACCOUNT.password).catch(() => false);
 }
 
 /**
  * Learns which passwords match: `password_hash` users by comparing strings,
  * the others all at once through the state's proof (one Argon2), or, when it
- * does not prove them, one verification each.
+ * does not prove them, through the buckets' proofs and one verification for
+ * each user they do not prove.
  */
-async function provePasswords(specs: UserSpec[], current: Current, work: Argon2Work): Promise<PasswordProof> {
-  const proof = await stateProvesPasswords(specs, current.users, current.state);
+async function provePasswords(specs: UserSpec[], current: Current, work: CountedWork): Promise<PasswordProof> {
+  const proof = await stateProvesPasswords(specs, current.users, current.state, work.counts);
   const matches = new Map(
     enforced(specs).filter((s) => s.password_hash !== undefined)
       .map((s) => [s.username, current.users.get(s.username)?.password_hash === s.password_hash]),
@@ -3334,11 +3604,13 @@ async function provePasswords(specs: UserSpec[], current: Current, work: Argon2W
     const hash = current.users.get(s.username)?.password_hash;
     if (s.password_mode === "initial" && hash !== undefined) matches.set(s.username, usableArgon2(hash));
   }
-  const plain = proof.proves
-    ? enforced(specs).filter((s) => s.password !== undefined).map((s) => [s.username, true] as const)
-    : await verifyPasswords(specs, current.users, work);
-  for (const [username, ok] of plain) matches.set(username, ok);
-  return { matches, fastPath: proof.proves, proof };
+  const buckets: BucketsProof = proof.proves
+    ? { proven: new Set(withFilePassword(specs).map((s) => s.username)), keys: new Map() }
+    : await bucketsProve(specs, current.users, proof, current.readBuckets, work);
+  for (const username of buckets.proven) matches.set(username, true);
+  const unproven = specs.filter((s) => !buckets.proven.has(s.username));
+  for (const [username, ok] of await verifyPasswords(unproven, current.users, work)) matches.set(username, ok);
+  return { matches, fastPath: proof.proves, proof, buckets };
 }
 
 /**
@@ -3350,7 +3622,7 @@ async function provePasswords(specs: UserSpec[], current: Current, work: Argon2W
 async function applyPlan(
   tx: StoreTransaction,
   plan: Plan,
-  work: Argon2Work,
+  work: CountedWork,
 ): Promise<{ written: UserRow[]; rows: Map<string, RowCounts> }> {
   const written = await hashPlannedUsers(plan.users, work);
   await tx.writeUsers(written);
@@ -3385,7 +3657,9 @@ function withRowCounts(plan: Plan, rows: Map<string, RowCounts>): Plan {
  * Records the fast path's state for the hashes the database now holds. A
  * proven state stays true while no hash changed, and is left alone; otherwise
  * a new one is sealed, under the key the proof derived when the state was
- * made for these pairs, else under a new salt (one Argon2).
+ * made for these pairs, else under a new salt (one Argon2). So are the
+ * buckets whose hashes or pairs changed (one Argon2 each, unless their own
+ * row's check derived their key).
  */
 async function recordState(
   tx: StoreTransaction,
@@ -3394,15 +3668,30 @@ async function recordState(
   passwords: PasswordProof,
   written: UserRow[],
   now: number,
+  work: CountedWork,
 ): Promise<void> {
   const hashes = new Map([...current.users].map(([name, user]) => [name, user.password_hash]));
   for (const row of written) hashes.set(row.username, row.password_hash);
+  const hashOf = (username: string) => hashes.get(username)!;
   const digest = passwordHashesDigest(
-    enforced(specs).map((s) => ({ username: s.username, password_hash: hashes.get(s.username)! })),
+    enforced(specs).map((s) => ({ username: s.username, password_hash: hashOf(s.username) })),
   );
-  if (passwords.fastPath && digest === passwords.proof.digest) return;
-  const key = passwords.proof.key ?? await pairsKey(specs);
-  await tx.writeState(sealState(stateKey(specs), key, digest, now));
+  const { proof } = passwords;
+  // A state from before the buckets, still proving: sealed again once, with its buckets.
+  const count = bucketCount(withFilePassword(specs).length);
+  const hasBuckets = count === 0 || proof.bucketMacs?.length === count;
+  if (passwords.fastPath && digest === proof.digest && hasBuckets) return;
+  const buckets = await sealBuckets(
+    specs,
+    hashOf,
+    { fileKey: proof.key?.key, bucketMacs: proof.bucketMacs, buckets: passwords.buckets },
+    now,
+    work,
+  );
+  const key = proof.key ?? await countedPairsKey(specs, work.counts);
+  await tx.writeBuckets(buckets.rows);
+  const bucketDigests = count === 0 ? undefined : buckets.digests;
+  await tx.writeState(sealState(stateKey(specs), key, digest, now, bucketDigests));
 }
 // #endregion
 
@@ -3625,6 +3914,10 @@ function reportResult(result: SyncResult, log: Logger, check = false, summaryFie
     dry_run: result.dryRun,
     ...(check ? { check: true, drift } : {}),
     fast_path: result.fastPath,
+    // Argon2 computations, by why: the cost of the run, visible in logs (the text summary stays as it was).
+    proofs: result.argon2.proofs,
+    verified: result.argon2.verified,
+    hashed: result.argon2.hashed,
     created: counts.create,
     updated: counts.update,
     unchanged: counts.unchanged,

@@ -4,7 +4,9 @@
  * process, on the same machine, and prints ratios with their goals. Starts
  * its own PostgreSQL (statements logged, for counting). Not a test: it takes
  * a few minutes, mostly Argon2 work. Exits 1 when a goal is missed.
- * `npm run bench -- watch` runs only the `--watch` memory case.
+ *
+ * `npm run bench -- 2 6` runs only the cases numbered (in the comments below);
+ * with none, all of them.
  *
  * @module
  */
@@ -15,15 +17,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { postgres } from "../deps.ts";
-import { argon2Threads } from "../sync.ts";
+import { argon2Threads, hashPassword } from "../sync.ts";
 import { startPostgres } from "./support/postgres.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-/** `watch`: only the `--watch` case; otherwise every case. */
-const only = process.argv[2];
 const work = mkdtempSync(join(tmpdir(), "user-sync-bench-"));
 const statementLog = join(work, "statements.log");
 const cores = argon2Threads();
+/** The cases to run, by number: all when none is given. */
+const only = process.argv.slice(2).map(Number);
+const runs = (n: number) => only.length === 0 || only.includes(n);
 // Every child gets the same thread pool as the tool would size for itself.
 const env = { PATH: process.env.PATH ?? "", UV_THREADPOOL_SIZE: String(cores) };
 
@@ -54,6 +57,31 @@ function timed(args: string[]): Promise<number> {
     child.once("close", (code) => {
       if (code === 0) resolve(performance.now() - started);
       else reject(new Error(`${args.slice(0, 3).join(" ")} exited ${code}: ${stderr}`));
+    });
+  });
+}
+
+/** Like {@linkcode timed}, with the run's JSON summary: its Argon2 counts. */
+function timedWithSummary(
+  args: string[],
+  childEnv: Record<string, string> = env,
+): Promise<{ ms: number; argon2: number; counts: string }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, [...args, "--log-format", "json"], { cwd: root, env: childEnv });
+    let [stdout, stderr] = ["", ""];
+    child.stdout.setEncoding("utf8").on("data", (d) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d) => (stderr += d));
+    child.once("error", reject);
+    child.once("close", (code) => {
+      if (code !== 0) return reject(new Error(`${args.slice(0, 3).join(" ")} exited ${code}: ${stderr}`));
+      const summary = stdout.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l)).find((l) => l.summary);
+      const { proofs, verified, hashed } = summary;
+      resolve({
+        ms: performance.now() - started,
+        argon2: proofs + verified + hashed,
+        counts: `${proofs} proofs + ${verified} verified + ${hashed} hashed`,
+      });
     });
   });
 }
@@ -207,121 +235,179 @@ function printResults(): void {
 
 try {
   console.log(`machine: Argon2id m=19456 t=2 p=1, thread pool of ${cores} (the size the tool picks here)\n`);
-  await watchMemory();
-  if (only === "watch") {
-    printResults();
-    await server.stop();
-    process.exit();
-  }
   const thousand = usersJson(1000);
+  const one = usersJson(1);
+  let url1000 = "";
+  /** A database holding the 1,000 users, synced once: case 1's, or a new one when case 1 did not run. */
+  const thousandSynced = async () => {
+    if (url1000 === "") {
+      url1000 = await freshDatabase();
+      await timed(sync(thousand, url1000));
+    }
+    return url1000;
+  };
+  const statements = { create: "-", noChange: "-", change: "-" };
 
   // 1. First sync of 1,000 users ÷ hashing 1,000 passwords with no database. Runs of ~5 s vary by
   // a few per cent on a shared machine: three of each, alternating, and the medians.
-  const hashRuns: number[] = [];
-  const syncRuns: number[] = [];
-  let url1000 = "";
-  for (let i = 0; i < 3; i++) {
-    hashRuns.push(await timed(argon2Only("hash", thousand)));
-    url1000 = await freshDatabase();
-    syncRuns.push(await timed(sync(thousand, url1000)));
+  if (runs(1)) {
+    const hashRuns: number[] = [];
+    const syncRuns: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      hashRuns.push(await timed(argon2Only("hash", thousand)));
+      url1000 = await freshDatabase();
+      syncRuns.push(await timed(sync(thousand, url1000)));
+    }
+    const [hashOnly, firstSync] = [median(hashRuns), median(syncRuns)];
+    statements.create = String(statementsIn(url1000));
+    ratio(
+      "first sync of 1,000 ÷ hashing 1,000",
+      firstSync / hashOnly,
+      1.15,
+      `${firstSync.toFixed(0)} ms ÷ ${hashOnly.toFixed(0)} ms, medians of 3`,
+    );
   }
-  const [hashOnly, firstSync] = [median(hashRuns), median(syncRuns)];
-  const createStatements = statementsIn(url1000);
-  ratio(
-    "first sync of 1,000 ÷ hashing 1,000",
-    firstSync / hashOnly,
-    1.15,
-    `${firstSync.toFixed(0)} ms ÷ ${hashOnly.toFixed(0)} ms, medians of 3`,
-  );
 
   // 2. No-change re-sync of 1,000 users ÷ of 1 user.
-  const url1 = await freshDatabase();
-  const one = usersJson(1);
-  await timed(sync(one, url1));
-  await timed(sync(one, url1));
-  let before = statementsIn(url1000);
-  const noChange1000 = await repeat(7, () => timed(sync(thousand, url1000)));
-  const noChangeStatements = (statementsIn(url1000) - before) / 8;
-  const noChange1 = await repeat(7, () => timed(sync(one, url1)));
-  ratio(
-    "no-change re-sync: 1,000 ÷ 1 user",
-    noChange1000 / noChange1,
-    1.5,
-    `${noChange1000.toFixed(0)} ms ÷ ${noChange1.toFixed(0)} ms, medians of 7`,
-  );
+  if (runs(2)) {
+    const url1 = await freshDatabase();
+    await timed(sync(one, url1));
+    await timed(sync(one, url1));
+    await thousandSynced();
+    const before = statementsIn(url1000);
+    const noChange1000 = await repeat(7, () => timed(sync(thousand, url1000)));
+    statements.noChange = String((statementsIn(url1000) - before) / 8);
+    const noChange1 = await repeat(7, () => timed(sync(one, url1)));
+    ratio(
+      "no-change re-sync: 1,000 ÷ 1 user",
+      noChange1000 / noChange1,
+      1.5,
+      `${noChange1000.toFixed(0)} ms ÷ ${noChange1.toFixed(0)} ms, medians of 7`,
+    );
+  }
 
   // 3. One password changed among 1,000 ÷ verifying 1,000 with no database.
-  const sql = postgres(url1000, { max: 1 });
-  const stored = await sql`SELECT username, password_hash FROM users ORDER BY username`;
-  await sql.end();
-  const pairs = join(work, "pairs.json");
-  writeFileSync(
-    pairs,
-    JSON.stringify(stored.map((r, i) => ({ password: `bench-password-${i}`, password_hash: r.password_hash }))),
-  );
-  const verifyRuns: number[] = [];
-  const changedRuns: number[] = [];
-  let changeStatements = 0;
-  for (let i = 0; i < 3; i++) {
-    verifyRuns.push(await timed(argon2Only("verify", pairs)));
-    // Alternate which password differs, so that every run really has one change to make.
-    const changed = usersJson(1000, (n) => (n === 500 ? `changed-password-${i}` : `bench-password-${n}`));
-    before = statementsIn(url1000);
-    changedRuns.push(await timed(sync(changed, url1000)));
-    changeStatements = statementsIn(url1000) - before;
+  if (runs(3)) {
+    const sql = postgres(await thousandSynced(), { max: 1 });
+    const stored = await sql`SELECT username, password_hash FROM users ORDER BY username`;
+    await sql.end();
+    const pairs = join(work, "pairs.json");
+    writeFileSync(
+      pairs,
+      JSON.stringify(stored.map((r, i) => ({ password: `bench-password-${i}`, password_hash: r.password_hash }))),
+    );
+    const verifyRuns: number[] = [];
+    const changedRuns: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      verifyRuns.push(await timed(argon2Only("verify", pairs)));
+      // Alternate which password differs, so that every run really has one change to make.
+      const changed = usersJson(1000, (n) => (n === 500 ? `changed-password-${i}` : `bench-password-${n}`));
+      const before = statementsIn(url1000);
+      changedRuns.push(await timed(sync(changed, url1000)));
+      statements.change = String(statementsIn(url1000) - before);
+    }
+    const [verifyOnly, oneChanged] = [median(verifyRuns), median(changedRuns)];
+    ratio(
+      "one password changed among 1,000 ÷ verifying 1,000",
+      oneChanged / verifyOnly,
+      1.15,
+      `${oneChanged.toFixed(0)} ms ÷ ${verifyOnly.toFixed(0)} ms, medians of 3`,
+    );
   }
-  const [verifyOnly, oneChanged] = [median(verifyRuns), median(changedRuns)];
-  ratio(
-    "one password changed among 1,000 ÷ verifying 1,000",
-    oneChanged / verifyOnly,
-    1.15,
-    `${oneChanged.toFixed(0)} ms ÷ ${verifyOnly.toFixed(0)} ms, medians of 3`,
-  );
 
   // 4. Start-up: the bundle validating one user ÷ an empty node. (The bundle also serves case 5.)
-  const dist = join(work, "dist");
-  await timed(["build.mjs", "--outdir", dist]);
-  const validate = await repeat(15, () => timed([join(dist, "sync.mjs"), "--validate", "--file", one]));
-  const bare = await repeat(15, () => timed(["-e", "0"]));
-  ratio(
-    "node dist/sync.mjs --validate (1 user) ÷ node -e 0",
-    validate / bare,
-    3,
-    `${validate.toFixed(0)} ms ÷ ${bare.toFixed(0)} ms, medians of 15`,
-  );
+  if (runs(4) || runs(5)) {
+    const dist = join(work, "dist");
+    await timed(["build.mjs", "--outdir", dist]);
+    const validate = await repeat(15, () => timed([join(dist, "sync.mjs"), "--validate", "--file", one]));
+    const bare = await repeat(15, () => timed(["-e", "0"]));
+    ratio(
+      "node dist/sync.mjs --validate (1 user) ÷ node -e 0",
+      validate / bare,
+      3,
+      `${validate.toFixed(0)} ms ÷ ${bare.toFixed(0)} ms, medians of 15`,
+    );
 
-  // 5. Peak memory of a 10,000-user first sync, measured by the child itself, run as the image
-  // runs it: the bundle, with the Node.js flags of the Dockerfile's ENTRYPOINT.
-  const rssFile = join(work, "rss.txt");
-  const preload = join(work, "rss.mjs");
-  writeFileSync(
-    preload,
-    `import { writeFileSync } from "node:fs";
-process.on("exit", () => writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)));\n`,
-  );
-  const tenThousandFile = usersJson(10_000);
-  const tenThousandUrl = await freshDatabase();
-  const tenThousand = await timed([
-    ...imageFlags,
-    "--import",
-    preload,
-    join(dist, "sync.mjs"),
-    "--file",
-    tenThousandFile,
-    "--database-url",
-    tenThousandUrl,
-  ]);
-  const peakMiB = Number(readFileSync(rssFile, "utf8")) / 1024;
-  results.push({
-    name: `peak memory (max RSS) of a 10,000-user first sync (node ${imageFlags.join(" ")} dist/sync.mjs)`,
-    value: `${peakMiB.toFixed(0)} MiB (${(tenThousand / 1000).toFixed(0)} s)`,
-    goal: "< 128 MiB",
-    ok: peakMiB < 128,
-  });
+    // 5. Peak memory of a 10,000-user first sync, measured by the child itself, run as the image
+    // runs it: the bundle, with the Node.js flags of the Dockerfile's ENTRYPOINT.
+    const rssFile = join(work, "rss.txt");
+    const preload = join(work, "rss.mjs");
+    writeFileSync(
+      preload,
+      `import { writeFileSync } from "node:fs";
+  process.on("exit", () => writeFileSync(${JSON.stringify(rssFile)}, String(process.resourceUsage().maxRSS)));\n`,
+    );
+    const tenThousandFile = usersJson(10_000);
+    const tenThousandUrl = await freshDatabase();
+    const tenThousand = await timed([
+      ...imageFlags,
+      "--import",
+      preload,
+      join(dist, "sync.mjs"),
+      "--file",
+      tenThousandFile,
+      "--database-url",
+      tenThousandUrl,
+    ]);
+    const peakMiB = Number(readFileSync(rssFile, "utf8")) / 1024;
+    results.push({
+      name: `peak memory (max RSS) of a 10,000-user first sync (node ${imageFlags.join(" ")} dist/sync.mjs)`,
+      value: `${peakMiB.toFixed(0)} MiB (${(tenThousand / 1000).toFixed(0)} s)`,
+      goal: "< 128 MiB",
+      ok: peakMiB < 128,
+    });
+  }
+
+  // 6. The common change among 1,000 users (issue 18) ÷ a run with no state, where every user is verified:
+  // one password changed, one user added, one stored hash replaced in the database. The baseline runs once
+  // (~1,000 verifications); each change three times, a new change each time, and the medians. All with a
+  // thread pool of one, as under the chart's `cpu: 200m` (see Speed in the README), where the cost is felt.
+  if (runs(6)) {
+    const onePod = { ...env, UV_THREADPOOL_SIZE: "1" };
+    const url = await freshDatabase();
+    const file = (count: number, changed = -1, password = "") =>
+      usersJson(count, (n) => (n === changed ? password : `bench-password-${n}`));
+    await timed(sync(file(1000), url));
+    const sql = postgres(url, { max: 1, onnotice: () => {} });
+    await sql`DELETE FROM user_sync_state`;
+    await sql`DELETE FROM user_sync_buckets`;
+    const noState = await timedWithSummary(sync(file(1000), url), onePod);
+    const intruder = await hashPassword("an-intruder-password");
+    /** Three runs, each after a new `change`, and the median by time. */
+    const medianOf = async (change: (i: number) => Promise<string>) => {
+      const samples = [];
+      for (let i = 0; i < 3; i++) samples.push(await timedWithSummary(sync(await change(i), url), onePod));
+      return samples.sort((a, b) => a.ms - b.ms)[1];
+    };
+    let count = 1000;
+    // One after another: each case starts from the state the previous one left.
+    const cases: [string, (i: number) => Promise<string>][] = [
+      ["one password changed among 1,000", (i) => Promise.resolve(file(count, 500, `changed-${i}`))],
+      ["one user added to 1,000", () => Promise.resolve(file(++count, 500, "changed-2"))],
+      ["one stored hash replaced in the database", async (i) => {
+        const username = `user${String(250 + i).padStart(5, "0")}`;
+        await sql`UPDATE users SET password_hash = ${intruder} WHERE username = ${username}`;
+        return file(count, 500, "changed-2");
+      }],
+    ];
+    for (const [name, change] of cases) {
+      const { ms, argon2, counts } = await medianOf(change);
+      ratio(
+        `${name} ÷ no state`,
+        ms / noState.ms,
+        0.1,
+        `${ms.toFixed(0)} ms ÷ ${noState.ms.toFixed(0)} ms; Argon2 ${argon2} (${counts}) ÷ ${noState.argon2}`,
+      );
+    }
+    await sql.end();
+  }
+
+  // 7. --watch: resident memory after 1,000 no-change re-syncs ÷ after 10 (issue 14).
+  if (runs(7)) await watchMemory();
 
   results.push({
     name: "SQL statements: first sync / no-change / one change (1,000 users)",
-    value: `${createStatements} / ${noChangeStatements} / ${changeStatements}`,
+    value: `${statements.create} / ${statements.noChange} / ${statements.change}`,
     goal: "constant",
     ok: true,
   });
