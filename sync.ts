@@ -2341,7 +2341,9 @@ export interface BucketsProof {
  * the file's HMACs of its buckets' digests show, with no Argon2, which buckets
  * hold the same hashes as after the last sync. Otherwise each bucket's own row
  * is checked, one Argon2 each, under the bucketing with the most rows found:
- * the current one, or half or twice it (N just crossed a boundary).
+ * the current one, or half or twice it (N just crossed a boundary). A bucket
+ * is checked by its users that exist, so one that gained a user is proved by
+ * the row sealed before, and the new user is not in what it proves.
  */
 async function bucketsProve(
   specs: UserSpec[],
@@ -2366,8 +2368,13 @@ async function bucketsProve(
   }
 
   // Below BUCKETS_FROM there is no bucket to read; the read is still sent, so that the statements never depend on N.
+  // A bucket is checked by its users that exist: one that gained a user since its row was sealed is proved by
+  // that row (one Argon2) instead of by verifying each of its other users; the new user is hashed in any case.
   const bucketings = (count === 0 ? [] : [count, count * 2, count / 2]).filter((c) => c >= 1 && Number.isInteger(c))
-    .map((c) => bucketsOf(specs, c).filter((bucket) => bucket.length > 0));
+    .map((c) =>
+      bucketsOf(specs, c).map((bucket) => bucket.filter((s) => stored.has(s.username)))
+        .filter((bucket) => bucket.length > 0)
+    );
   const rows = new Map((await readBuckets(bucketings.flat().map(stateKey))).map((row) => [row.file_key, row]));
   const found = bucketings.map((buckets) => buckets.filter((bucket) => rows.has(stateKey(bucket))));
   const checked = found.reduce((best, buckets) => (buckets.length > best.length ? buckets : best), []);

@@ -8,16 +8,10 @@
  */
 
 import assert from "node:assert/strict";
-import { Buffer } from "node:buffer";
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, test, type TestContext } from "node:test";
 import { hashPassword, pairsKey, passwordHashesDigest, sealState, validateUsers } from "../sync.ts";
-import { backends, runSync, type TestDatabase, testDatabase, usersFile } from "./support/helpers.ts";
-
-const PW_VERIFY = fileURLToPath(new URL("../../shared/tools/barycenter-pw-verify", import.meta.url));
+import { backends, notVerifying, runSync, type TestDatabase, testDatabase, usersFile } from "./support/helpers.ts";
 
 interface FileUser {
   username: string;
@@ -50,30 +44,6 @@ async function sync(db: TestDatabase, file: FileUser[], context = ""): Promise<R
   assert.equal(run.code, 0, `${context}${run.stderr}`);
   const lines = run.stdout.trim().split("\n").map((line) => JSON.parse(line));
   return lines.find((line) => line.summary);
-}
-
-/**
- * The users of `file` with a password whose stored hash Barycenter's own
- * verifier does not accept for it (all in one call); skips the test without the verifier.
- */
-async function notVerifying(t: TestContext, db: TestDatabase, file: FileUser[]): Promise<string[] | undefined> {
-  if (!existsSync(PW_VERIFY)) {
-    t.skip("../shared/tools/barycenter-pw-verify is absent: Barycenter's own verification not checked");
-    return undefined;
-  }
-  const hashes = new Map(
-    (await db.query("SELECT username, password_hash FROM users")).map((r) => [r.username, String(r.password_hash)]),
-  );
-  const listed = file.filter((u) => u.password !== undefined);
-  const input = listed.map((u) =>
-    `${u.username}\t${Buffer.from(u.password!).toString("hex")}\thex:${
-      Buffer.from(hashes.get(u.username) ?? "").toString("hex")
-    }\n`
-  ).join("");
-  const run = spawnSync(PW_VERIFY, { input, encoding: "utf8" });
-  assert.equal(run.status, 0, run.stderr);
-  return run.stdout.trim().split("\n").map((line) => line.split("\t"))
-    .filter(([, parse, verify]) => parse !== "OK" || verify !== "OK").map(([name]) => name);
 }
 
 const sqlText = (value: string) => `'${value.replaceAll("'", "''")}'`;

@@ -5,9 +5,10 @@
  * @module
  */
 
-import { spawn } from "node:child_process";
+import { Buffer } from "node:buffer";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { DatabaseSync } from "node:sqlite";
@@ -335,4 +336,35 @@ export async function connectionCounter(t: TestContext): Promise<{ port: number;
   t.after(() => server.close());
   const { port } = server.address() as { port: number };
   return { port, url: `postgres://u:p@127.0.0.1:${port}/db`, count: () => count };
+}
+
+/** Barycenter's own password check (see its `.md`), absent in a checkout outside CI. */
+const PW_VERIFY = fileURLToPath(new URL("../../../shared/tools/barycenter-pw-verify", import.meta.url));
+
+/**
+ * The users of `file` with a password whose stored hash Barycenter's own
+ * verifier does not accept for it (all in one call); skips the test without the verifier.
+ */
+export async function notVerifying(
+  t: TestContext,
+  db: TestDatabase,
+  file: { username: string; password?: string }[],
+): Promise<string[] | undefined> {
+  if (!existsSync(PW_VERIFY)) {
+    t.skip("../shared/tools/barycenter-pw-verify is absent: Barycenter's own verification not checked");
+    return undefined;
+  }
+  const hashes = new Map(
+    (await db.query("SELECT username, password_hash FROM users")).map((r) => [r.username, String(r.password_hash)]),
+  );
+  const listed = file.filter((u) => u.password !== undefined);
+  const input = listed.map((u) =>
+    `${u.username}\t${Buffer.from(u.password!).toString("hex")}\thex:${
+      Buffer.from(hashes.get(u.username) ?? "").toString("hex")
+    }\n`
+  ).join("");
+  const run = spawnSync(PW_VERIFY, { input, encoding: "utf8" });
+  if (run.status !== 0) throw new Error(`barycenter-pw-verify exited ${run.status}: ${run.stderr}`);
+  return run.stdout.trim().split("\n").map((line) => line.split("\t"))
+    .filter(([, parse, verify]) => parse !== "OK" || verify !== "OK").map(([name]) => name);
 }
