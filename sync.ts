@@ -45,6 +45,8 @@ import process from "node:process";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, loadArgon2, parseToml, postgres, v } from "./deps.ts";
 
 /** The tool's version, printed by `--version`. */
@@ -4178,6 +4180,7 @@ function watchedPaths(options: Options): string[] {
  * crash-loops the pod, and the next change or interval tries again.
  */
 async function watchFiles(options: Options, env: Env, log: Logger, run: RunContext): Promise<number> {
+  const collectGarbage = fullCollector();
   const paths = watchedPaths(options);
   const statusSeconds = Number(env.USER_SYNC_STATUS_SECONDS);
   const statusMs = (statusSeconds >= 0 ? statusSeconds : WATCH_STATUS_SECONDS) * 1000;
@@ -4258,6 +4261,7 @@ async function watchFiles(options: Options, env: Env, log: Logger, run: RunConte
         again = false;
         await attempt();
       } while (again);
+      collectGarbage();
     } finally {
       syncing = false;
       nextInterval = setTimeout(syncNow, options.resyncIntervalSeconds * 1000);
@@ -4283,6 +4287,25 @@ async function watchFiles(options: Options, env: Env, log: Logger, run: RunConte
   await syncNow();
   await done;
   return EXIT.ok;
+}
+
+/**
+ * A full garbage collection where the runtime lets one be asked for (Node.js: V8's `gc`, exposed at run time),
+ * else nothing. A watcher runs one after each sync, while idle: with the image's small young generation
+ * (`--max-semi-space-size=1`) most of a sync's short-lived objects outlive it and are promoted, and V8 lets
+ * the old generation fill with them before collecting. Measured, a watcher on 1,000 users against PostgreSQL,
+ * resident MiB after 10 / 50 / 400 re-syncs: 129 / 158 / 157 without, 117 / 118 / 120 with; a full collection
+ * of what a sync leaves takes a few milliseconds.
+ */
+function fullCollector(): () => void {
+  // Deno collects on its own schedule and has no flag to expose `gc` at run time.
+  if ("deno" in process.versions) return () => {};
+  try {
+    setFlagsFromString("--expose-gc");
+    const gc: unknown = runInNewContext("gc");
+    if (typeof gc === "function") return gc as () => void;
+  } catch { /* a runtime that refuses the flag: V8's own schedule, as before */ }
+  return () => {};
 }
 
 /**
