@@ -57,7 +57,10 @@ async function run(): Promise<number> {
   let code = 1;
   try {
     code = await new Promise<number>((resolve, reject) => {
-      child = spawn(process.execPath, ["--test", ...nodeOptions, ...files], {
+      // A test that waits for an event that never comes fails after 5 minutes instead of hanging CI for 90
+      // (the longest test takes under a minute); `npm test -- --test-timeout=N` overrides it.
+      const timeout = nodeOptions.some((o) => o.startsWith("--test-timeout")) ? [] : ["--test-timeout=300000"];
+      child = spawn(process.execPath, ["--test", ...timeout, ...nodeOptions, ...files], {
         stdio: "inherit",
         env: {
           ...process.env,

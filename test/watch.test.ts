@@ -160,7 +160,7 @@ for (const backend of backends) {
         await running.waitFor(/users: 1 created/);
         const swapped = performance.now();
         secret.update([alice, bob]);
-        await running.waitFor(/created bob/);
+        await running.waitFor(/created bob/, 3000);
         const ms = performance.now() - swapped;
         assert.ok(ms < 3000, `bob created ${ms.toFixed(0)} ms after the swap`);
         assert.deepEqual(await usernames(db), ["alice", "bob"]);
@@ -175,7 +175,7 @@ for (const backend of backends) {
       const running = startWatch(t, secret.file, db.url, [], { NODE_OPTIONS: `--import ${withoutFileEvents()}` });
       await running.waitFor(/users: 1 created/);
       secret.update([alice, bob]);
-      await running.waitFor(/created bob/);
+      await running.waitFor(/created bob/, 10_000);
       assert.deepEqual(await usernames(db), ["alice", "bob"]);
       const run = await stop(running, "SIGTERM");
       assert.equal(run.code, 0, run.stderr);
@@ -195,7 +195,7 @@ for (const backend of backends) {
       await running.waitFor(/error: re-sync failed, still watching: .*users\.json/);
       assert.deepEqual(await db.query("SELECT * FROM users"), before);
       secret.update([alice, bob]);
-      await running.waitFor(/created bob/);
+      await running.waitFor(/created bob/, 10_000);
       assert.deepEqual(await usernames(db), ["alice", "bob"]);
       const run = await stop(running, "SIGTERM");
       assert.equal(run.code, 0, run.stderr);

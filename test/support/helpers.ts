@@ -204,9 +204,11 @@ export interface RunningSync {
   result: Promise<RunResult>;
   /**
    * Resolves once standard output or error matches `pattern`; rejects if the
-   * process ends first. Tests wait for the event they need, never a fixed time.
+   * process ends first, or, with `withinMs`, when that long passes first (an
+   * upper bound, so that a missed event fails the test instead of hanging it).
+   * Tests wait for the event they need, never a fixed time.
    */
-  waitFor(pattern: RegExp): Promise<void>;
+  waitFor(pattern: RegExp, withinMs?: number): Promise<void>;
 }
 
 /** Runs `node sync.ts ...args` with a clean environment plus `env`, in `cwd` (default: a new empty directory). */
@@ -239,11 +241,16 @@ export function startSync(args: string[], env: Record<string, string> = {}, cwd?
     child.once("error", reject);
     child.once("close", (code) => resolve({ code, stdout, stderr }));
   });
-  const waitFor = (pattern: RegExp) =>
+  const waitFor = (pattern: RegExp, withinMs?: number) =>
     new Promise<void>((resolve, reject) => {
+      const timer = withinMs === undefined ? undefined : setTimeout(() => {
+        if (!waiters.delete(check)) return;
+        reject(new Error(`did not print ${pattern} within ${withinMs} ms:\n${stdout}${stderr}`));
+      }, withinMs);
       const check = () => {
         if (!pattern.test(stdout) && !pattern.test(stderr)) return;
         waiters.delete(check);
+        clearTimeout(timer);
         resolve();
       };
       waiters.add(check);
