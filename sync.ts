@@ -12,11 +12,11 @@
  * - Read: the users files (several, directories too) as text, then JSON
  * - Validate: one valibot schema per user, which `users.schema.json` is generated from
  * - Plan: what to write, compared with the database, without I/O ({@linkcode planChanges})
- * - Passwords: Argon2 hashing and verifying, and the no-change fast path's state
+ * - Passwords: Argon2 hashing and verifying, the no-change fast path's state and its per-bucket proofs
  * - Stores: one interface; the columns and statements written once, each backend a dialect and a runner
  * - Apply: {@linkcode syncUsers}, one transaction in named steps
  * - Report: the text and JSON logs, progress, the summary
- * - Main: the command line, hash-password, signals, exit statuses
+ * - Main: the command line, hash-password, --watch (the sidecar's loop), signals, exit statuses
  * - Helpers: leaf functions (the JSON scanner, the hidden prompt, cgroup probing, URL redaction)
  *
  * Runs as `node sync.ts` (Node.js 22.18 or newer strips the types) and as
