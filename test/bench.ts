@@ -12,9 +12,9 @@
  */
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { postgres } from "../deps.ts";
 import { argon2Threads, hashPassword } from "../sync.ts";
@@ -224,6 +224,133 @@ async function watchMemory(): Promise<void> {
   });
 }
 
+// Cases 2 and 8 to 10 (issue 17): the per-user cost of a no-change run, and the largest file the tool accepts,
+// each run as the image runs the tool (the bundle, with the ENTRYPOINT's flags).
+
+/** Users with two properties each (claims Barycenter emits, so no warning is printed), as cases 8 to 10 sync. */
+function usersJsonTwoProperties(count: number): string {
+  const path = join(work, `users2-${count}-${Math.random().toString(36).slice(2)}.json`);
+  const users = Array.from({ length: count }, (_, i) => ({
+    username: `user${String(i).padStart(5, "0")}`,
+    password: `bench-password-${i}`,
+    email: `user${i}@example.com`,
+    properties: { name: `User ${i}`, given_name: `Given${i}` },
+  }));
+  writeFileSync(path, JSON.stringify(users));
+  return path;
+}
+
+let imageBundleDir = "";
+/** The bundle, built once for the cases that run the tool as the image does. */
+async function imageBundle(): Promise<string> {
+  if (imageBundleDir === "") {
+    imageBundleDir = join(work, "dist-image");
+    await timed(["build.mjs", "--outdir", imageBundleDir]);
+  }
+  return join(imageBundleDir, "sync.mjs");
+}
+
+/** The arguments of a run of the bundle as the image runs it, `preload` (`--import`) first when given. */
+async function asTheImageRuns(file: string, url: string, preload?: string): Promise<string[]> {
+  return [
+    ...imageFlags,
+    ...(preload ? ["--import", preload] : []),
+    await imageBundle(),
+    "--file",
+    file,
+    "--database-url",
+    url,
+  ];
+}
+
+const BACKENDS = ["sqlite", "postgres"] as const;
+type Backend = (typeof BACKENDS)[number];
+
+let sqliteDatabases = 0;
+/** A new, empty database of `backend`: a file in the bench's folder, or a database of the bench's server. */
+function emptyDatabase(backend: Backend): Promise<string> {
+  return backend === "postgres"
+    ? freshDatabase()
+    : Promise.resolve(`sqlite://${join(work, `bench-${sqliteDatabases++}.db`)}?mode=rwc`);
+}
+
+/** A database of `backend` holding the users of `file`, after one first sync (thread pool of the machine's cores). */
+async function syncedDatabase(backend: Backend, file: string): Promise<string> {
+  const url = await emptyDatabase(backend);
+  await timed(await asTheImageRuns(file, url));
+  return url;
+}
+
+/**
+ * Medians of `times` no-change runs of each of two (file, database) pairs, as the image runs the tool, after one
+ * warm-up run of each; the runs alternate, so that a load that comes and goes on a shared machine weighs on both.
+ */
+async function alternatingMedians(
+  times: number,
+  a: { file: string; url: string },
+  b: { file: string; url: string },
+): Promise<[number, number]> {
+  const [argsA, argsB] = [await asTheImageRuns(a.file, a.url), await asTheImageRuns(b.file, b.url)];
+  await timed(argsA);
+  await timed(argsB);
+  const [samplesA, samplesB]: number[][] = [[], []];
+  for (let i = 0; i < times; i++) {
+    samplesA.push(await timed(argsA));
+    samplesB.push(await timed(argsB));
+  }
+  return [median(samplesA), median(samplesB)];
+}
+
+/** The load average over the last minute, printed beside timings: they mean little on a busy machine. */
+function loadAverage(): string {
+  return readFileSync("/proc/loadavg", "utf8").split(" ")[0];
+}
+
+/** A preload that writes the process's peak resident memory (KiB) to `file` as it exits (case 5's way). */
+function peakMemoryPreload(file: string): string {
+  const preload = join(work, `peak-${Math.random().toString(36).slice(2)}.mjs`);
+  writeFileSync(
+    preload,
+    `import { writeFileSync } from "node:fs";
+  process.on("exit", () => writeFileSync(${JSON.stringify(file)}, String(process.resourceUsage().maxRSS)));\n`,
+  );
+  return preload;
+}
+
+/** The largest file the tool accepts: `LIMITS.users` in sync.ts. */
+const LARGEST = 100_000;
+
+/** Where a database holding the 100,000 users of cases 9 and 10 is kept between bench runs (git ignores it). */
+const LARGEST_CACHE = join(root, "node_modules", ".cache", "barycenter-user-sync-bench", `sqlite-${LARGEST}.db`);
+
+/** The file of a `sqlite://PATH?mode=rwc` URL the bench made. */
+function sqlitePath(url: string): string {
+  return url.slice("sqlite://".length).split("?")[0];
+}
+
+/**
+ * A SQLite database holding the 100,000 users of `file`: a copy of {@linkcode LARGEST_CACHE} when there is one
+ * (the file's content never changes: its users and passwords are fixed), else one first sync, with a thread pool
+ * of the machine's cores, kept there for the next run.
+ */
+async function largestSynced(file: string): Promise<string> {
+  const url = await emptyDatabase("sqlite");
+  if (existsSync(LARGEST_CACHE)) {
+    copyFileSync(LARGEST_CACHE, sqlitePath(url));
+    return url;
+  }
+  console.log(`case 9: no ${LARGEST_CACHE}; one first sync of 100,000 users makes it (about 12 minutes)`);
+  await timed(await asTheImageRuns(file, url));
+  keepLargest(url);
+  return url;
+}
+
+/** Keeps the 100,000-user database at {@linkcode LARGEST_CACHE} for the next bench run. */
+function keepLargest(url: string): void {
+  mkdirSync(dirname(LARGEST_CACHE), { recursive: true });
+  copyFileSync(sqlitePath(url), LARGEST_CACHE);
+}
+
 function printResults(): void {
   const width = Math.max(...results.map((r) => r.name.length));
   console.log(`${"case".padEnd(width)}  measured                                    goal`);
@@ -267,22 +394,26 @@ try {
     );
   }
 
-  // 2. No-change re-sync of 1,000 users ÷ of 1 user.
+  // 2. No-change re-sync of 1,000 users ÷ of 1 user, on each backend, as the image runs the tool (issue 17): what
+  // each unchanged user costs. Medians of 9, the runs alternating.
   if (runs(2)) {
-    const url1 = await freshDatabase();
-    await timed(sync(one, url1));
-    await timed(sync(one, url1));
-    await thousandSynced();
-    const before = statementsIn(url1000);
-    const noChange1000 = await repeat(7, () => timed(sync(thousand, url1000)));
-    statements.noChange = String((statementsIn(url1000) - before) / 8);
-    const noChange1 = await repeat(7, () => timed(sync(one, url1)));
-    ratio(
-      "no-change re-sync: 1,000 ÷ 1 user",
-      noChange1000 / noChange1,
-      1.5,
-      `${noChange1000.toFixed(0)} ms ÷ ${noChange1.toFixed(0)} ms, medians of 7`,
-    );
+    for (const backend of BACKENDS) {
+      const url1 = await syncedDatabase(backend, one);
+      const url1000 = backend === "postgres" ? await thousandSynced() : await syncedDatabase(backend, thousand);
+      const before = backend === "postgres" ? statementsIn(url1000) : 0;
+      const [noChange1000, noChange1] = await alternatingMedians(
+        9,
+        { file: thousand, url: url1000 },
+        { file: one, url: url1 },
+      );
+      if (backend === "postgres") statements.noChange = String((statementsIn(url1000) - before) / 10);
+      ratio(
+        `no-change re-sync: 1,000 ÷ 1 user (${backend}, node ${imageFlags.join(" ")} dist/sync.mjs)`,
+        noChange1000 / noChange1,
+        1.2,
+        `${noChange1000.toFixed(0)} ms ÷ ${noChange1.toFixed(0)} ms, medians of 9; load ${loadAverage()}`,
+      );
+    }
   }
 
   // 3. One password changed among 1,000 ÷ verifying 1,000 with no database.
@@ -408,6 +539,72 @@ try {
 
   // 7. --watch: resident memory after 1,000 no-change re-syncs ÷ after 10 (issue 14).
   if (runs(7)) await watchMemory();
+
+  // 8. No-change re-sync of 10,000 users with two properties each ÷ of 1 user, on each backend, as the image runs
+  // the tool (issue 17). Each 10,000-user database costs one first sync (about a minute of Argon2).
+  if (runs(8)) {
+    const [tenThousand, single] = [usersJsonTwoProperties(10_000), usersJsonTwoProperties(1)];
+    for (const backend of BACKENDS) {
+      const [url1, url10000] = [await syncedDatabase(backend, single), await syncedDatabase(backend, tenThousand)];
+      const [many, oneUser] = await alternatingMedians(
+        7,
+        { file: tenThousand, url: url10000 },
+        { file: single, url: url1 },
+      );
+      ratio(
+        `no-change re-sync: 10,000 users (2 properties each) ÷ 1 user (${backend}, node ${
+          imageFlags.join(" ")
+        } dist/sync.mjs)`,
+        many / oneUser,
+        2,
+        `${many.toFixed(0)} ms ÷ ${oneUser.toFixed(0)} ms, medians of 7; load ${loadAverage()}`,
+      );
+    }
+  }
+
+  // 10 (before 9, whose database its run seeds). Peak memory of a first sync of the largest file the tool accepts,
+  // 100,000 users, into SQLite (the chart's database), as the image runs the tool: about 12 minutes of Argon2.
+  const largest = runs(9) || runs(10) ? usersJsonTwoProperties(LARGEST) : "";
+  let largestUrl = "";
+  if (runs(10)) {
+    const peakFile = join(work, "peak-10.txt");
+    largestUrl = await emptyDatabase("sqlite");
+    const ms = await timed(await asTheImageRuns(largest, largestUrl, peakMemoryPreload(peakFile)));
+    const peakMiB = Number(readFileSync(peakFile, "utf8")) / 1024;
+    results.push({
+      name: `peak memory (max RSS) of a 100,000-user first sync (sqlite, node ${imageFlags.join(" ")} dist/sync.mjs)`,
+      value: `${peakMiB.toFixed(0)} MiB (${(ms / 1000).toFixed(0)} s)`,
+      goal: "< 256 MiB",
+      ok: peakMiB < 256,
+    });
+    keepLargest(largestUrl);
+  }
+
+  // 9. No-change re-sync of the largest file, 100,000 users, SQLite, as the image runs the tool: wall time and
+  // peak memory, medians of 5. Its database is case 10's, else the copy case 10 (or an earlier run of this case)
+  // left in node_modules/.cache, else one first sync made here (about 12 minutes).
+  if (runs(9)) {
+    if (largestUrl === "") largestUrl = await largestSynced(largest);
+    const peakFile = join(work, "peak-9.txt");
+    const args = await asTheImageRuns(largest, largestUrl, peakMemoryPreload(peakFile));
+    const { argon2, counts } = await timedWithSummary(args);
+    if (argon2 !== 1) console.log(`case 9: the database needed a sync first (${counts}); measuring from now on`);
+    const [walls, peaks]: number[][] = [[], []];
+    for (let i = 0; i < 5; i++) {
+      walls.push(await timed(args));
+      peaks.push(Number(readFileSync(peakFile, "utf8")) / 1024);
+    }
+    const [wall, peakMiB] = [median(walls), median(peaks)];
+    results.push({
+      name: `no-change re-sync of 100,000 users: wall time, peak memory (sqlite, node ${
+        imageFlags.join(" ")
+      } dist/sync.mjs)`,
+      value: `${(wall / 1000).toFixed(2)} s, ${peakMiB.toFixed(0)} MiB (medians of 5; load ${loadAverage()})`,
+      goal: "< 5 s, < 200 MiB",
+      ok: wall < 5000 && peakMiB < 200,
+    });
+    keepLargest(largestUrl);
+  }
 
   results.push({
     name: "SQL statements: first sync / no-change / one change (1,000 users)",
