@@ -1414,7 +1414,7 @@ function crossFileProblems(files: { label: string; data: unknown }[]): string[] 
   files.forEach(({ label, data }, file) => {
     usersList(data).forEach((user, index) => {
       if (!isPlainObject(user) || typeof user.username !== "string") return;
-      const folded = user.username.normalize("NFC").toLowerCase();
+      const folded = lookAlikeKey(user.username);
       const earlier = first.get(folded);
       if (earlier === undefined) first.set(folded, { file, index, username: user.username });
       // Twice in one file is that file's own problem (userProblems).
@@ -1477,8 +1477,10 @@ export interface FileWarning {
 function claimWarnings(specs: UserSpec[]): FileWarning[] {
   const warnings: FileWarning[] = [];
   const unemitted = new Set<string>();
-  for (const spec of specs) {
-    for (const key of Object.keys(spec.properties ?? {})) if (!EMITTED_CLAIMS.includes(key)) unemitted.add(key);
+  // Index loops over the users: see userProblems.
+  for (let i = 0; i < specs.length; i++) {
+    const keys = specs[i].properties === undefined ? [] : Object.keys(specs[i].properties!);
+    for (let k = 0; k < keys.length; k++) if (!EMITTED_CLAIMS.includes(keys[k])) unemitted.add(keys[k]);
   }
   if (unemitted.size > 0) {
     const names = [...unemitted].sort();
@@ -1558,54 +1560,63 @@ function schemaProblems(issues: Issue[]): Problem[] {
 function userProblems(list: unknown[]): Problem[] {
   const problems: Problem[] = [];
   const firstIndex = new Map<string, number>();
-  list.forEach((user, index) => {
-    if (!isPlainObject(user)) return;
-    const at = (path: string, message: string) => problems.push({ index, path: `users[${index}]${path}`, message });
-    const who = typeof user.username === "string" ? ` (user ${quoteKey(user.username)})` : "";
-    const given = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
+  // Index loops, and the user's name quoted only for a message: this runs for every user of every run, before
+  // V8 has optimised it, where each iterator, closure and string is one more allocation per user.
+  let index = 0;
+  const at = (path: string, message: string) => problems.push({ index, path: `users[${index}]${path}`, message });
+  const who = (user: Record<string, unknown>) =>
+    typeof user.username === "string" ? ` (user ${quoteKey(user.username)})` : "";
+  for (; index < list.length; index++) {
+    const user = list[index];
+    if (!isPlainObject(user)) continue;
+    let given = 0;
+    for (let i = 0; i < PASSWORD_FIELDS.length; i++) if (user[PASSWORD_FIELDS[i]] !== undefined) given++;
+    const keys = Object.keys(user);
     if (user.state === "absent") {
-      for (const key of Object.keys(user)) {
-        if (USER_FIELDS.includes(key) && !ABSENT_FIELDS.includes(key)) {
-          at(formatKey(key, { dot: true }), 'an absent user ("state": "absent") may have only username and state');
+      for (let i = 0; i < keys.length; i++) {
+        if (USER_FIELDS.includes(keys[i]) && !ABSENT_FIELDS.includes(keys[i])) {
+          at(formatKey(keys[i], { dot: true }), 'an absent user ("state": "absent") may have only username and state');
         }
       }
       if (user.username === DEFAULT_ADMIN) {
         at(
-          `.state${who}`,
+          `.state${who(user)}`,
           `${DEFAULT_ADMIN} cannot be made absent: Barycenter re-creates "${DEFAULT_ADMIN}" with the password ` +
             `password123 whenever it is missing at start; list ${DEFAULT_ADMIN} with a real password, or with ` +
             '"enabled": false, instead',
         );
       }
-    } else if (given.length === 0) {
+    } else if (given === 0) {
       at(".password", "is required (or password_hash, password_file, password_env)");
-    } else if (given.length > 1) {
-      at("", `give exactly one of ${PASSWORD_FIELDS.join(", ")}, not ${given.join(" and ")}`);
+    } else if (given > 1) {
+      const fields = PASSWORD_FIELDS.filter((field) => user[field] !== undefined);
+      at("", `give exactly one of ${PASSWORD_FIELDS.join(", ")}, not ${fields.join(" and ")}`);
     }
-    for (const key of Object.keys(user)) {
-      if (!USER_FIELDS.includes(key)) {
-        at(formatKey(key, { dot: true }), `unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
+    for (let i = 0; i < keys.length; i++) {
+      if (!USER_FIELDS.includes(keys[i])) {
+        at(formatKey(keys[i], { dot: true }), `unknown field; a user may have only ${USER_FIELDS.join(", ")}`);
       }
     }
     if (isPlainObject(user.properties)) {
-      for (const [key, value] of Object.entries(user.properties)) {
-        const place = `.properties${formatKey(key, { dot: true })}`;
-        if (RESERVED_KEYS.includes(key)) {
-          at(place, `the property names ${RESERVED_KEYS.join(", ")} are not supported`);
-        } else if (depthExceeds(value, MAX_PROPERTY_DEPTH)) {
-          at(place, `nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
+      const properties = user.properties;
+      const names = Object.keys(properties);
+      for (let i = 0; i < names.length; i++) {
+        if (RESERVED_KEYS.includes(names[i])) {
+          at(propertyPlace(names[i]), `the property names ${RESERVED_KEYS.join(", ")} are not supported`);
+        } else if (depthExceeds(properties[names[i]], MAX_PROPERTY_DEPTH)) {
+          at(propertyPlace(names[i]), `nested more than ${MAX_PROPERTY_DEPTH} levels deep`);
         }
       }
     }
     if (typeof user.password === "string" && !PASSWORD_CHARACTERS.requirement.test(user.password)) {
-      at(`.password${who}`, PASSWORD_CHARACTERS.message);
+      at(`.password${who(user)}`, PASSWORD_CHARACTERS.message);
     }
     const cost = typeof user.password_hash === "string" && isArgon2idPhc(user.password_hash)
       ? argon2CostProblem(user.password_hash)
       : undefined;
-    if (cost !== undefined) at(`.password_hash${who}`, cost);
-    if (typeof user.username !== "string") return;
-    const folded = user.username.normalize("NFC").toLowerCase();
+    if (cost !== undefined) at(`.password_hash${who(user)}`, cost);
+    if (typeof user.username !== "string") continue;
+    const folded = lookAlikeKey(user.username);
     const first = firstIndex.get(folded);
     if (first === undefined) {
       firstIndex.set(folded, index);
@@ -1618,12 +1629,26 @@ function userProblems(list: unknown[]): Problem[] {
           "accounts are refused, rename one",
       );
     }
-  });
+  }
   return problems;
+}
+
+/** Where a property of a user is, after `users[N]`: `.properties.name`, `.properties["odd key"]`. */
+function propertyPlace(name: string): string {
+  return `.properties${formatKey(name, { dot: true })}`;
+}
+
+/**
+ * What two usernames that differ only in letter case or Unicode normalisation have in common: the name in
+ * NFC, in lower case. A name of printable ASCII is its own NFC, so only its case is folded.
+ */
+function lookAlikeKey(username: string): string {
+  return (/^[ -~]*$/.test(username) ? username : username.normalize("NFC")).toLowerCase();
 }
 
 /** Whether a JSON value nests deeper than `limit`, found without recursion. */
 function depthExceeds(value: unknown, limit: number): boolean {
+  if (typeof value !== "object" || value === null) return false; // most values: nothing to walk
   const stack: [unknown, number][] = [[value, 0]];
   while (stack.length > 0) {
     const [item, depth] = stack.pop()!;
