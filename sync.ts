@@ -1388,12 +1388,12 @@ export function mergeUsersFiles(
   const problems: string[] = [];
   for (const { label, dir, data } of files) {
     try {
-      users.push(
-        ...validateUsers(data).map((user, index) => ({
-          ...user,
-          origin: several ? { file: label, index, dir } : { index, dir },
-        })),
-      );
+      // validateUsers returns new objects: each is given its origin as it is, not copied again.
+      const valid = validateUsers(data);
+      for (let index = 0; index < valid.length; index++) {
+        valid[index].origin = several ? { file: label, index, dir } : { index, dir };
+        users.push(valid[index]);
+      }
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
       problems.push(...error.problems.map((problem) => several ? `${label}: ${problem}` : problem));
@@ -1687,7 +1687,7 @@ function formatKey(key: string, options: { dot?: boolean } = {}): string {
  */
 async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): Promise<UserSpec[]> {
   const problems: Problem[] = [];
-  const resolved = await Promise.all(specs.map(async (spec, index): Promise<UserSpec> => {
+  const resolveOne = async (spec: UserSpec, index: number): Promise<UserSpec> => {
     const { password_file, password_env, ...rest } = spec;
     let password: string | undefined;
     let path: string;
@@ -1735,7 +1735,15 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
       );
     }
     return { ...rest, password };
-  }));
+  };
+  // Only the users with a secret to read wait for anything: the rest are taken as they are.
+  const resolved = [...specs];
+  const reads: Promise<void>[] = [];
+  for (let index = 0; index < specs.length; index++) {
+    if (specs[index].password_file === undefined && specs[index].password_env === undefined) continue;
+    reads.push(resolveOne(specs[index], index).then((spec) => void (resolved[index] = spec)));
+  }
+  await Promise.all(reads);
   if (problems.length > 0) {
     const several = specs.some((spec) => spec.origin?.file !== undefined);
     throw invalidUsers(problems, several ? "users files are" : undefined);
@@ -4128,7 +4136,8 @@ async function readUsers(
   problems.push(...merged.problems);
   if (problems.length === 1 && files.length === 0) throw new InputError(problems[0]);
   if (problems.length > 0) throw invalid(problems, several ? "users files are" : "users file is");
-  const users = merged.users.map((spec) => ({ password_mode: options.passwordMode, ...spec }));
+  const users = merged.users;
+  for (const spec of users) spec.password_mode ??= options.passwordMode;
   for (const warning of claimWarnings(users)) log.warn(warning.message, { code: warning.code, ...warning.fields });
   return { files: parsed.map(({ label, data }) => ({ label, users: usersList(data).length })), users };
 }
