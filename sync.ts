@@ -3656,18 +3656,23 @@ async function provePasswords(specs: UserSpec[], current: Current, work: Counted
     enforced(specs).filter((s) => s.password_hash !== undefined)
       .map((s) => [s.username, current.users.get(s.username)?.password_hash === s.password_hash]),
   );
-  // An initial password is kept while the stored hash is usable: never verified, so no Argon2.
-  for (const s of specs) {
-    const hash = current.users.get(s.username)?.password_hash;
-    if (s.password_mode === "initial" && hash !== undefined) matches.set(s.username, usableArgon2(hash));
+  // An initial password is kept while the stored hash is usable: never verified, so no Argon2. (Index loops over
+  // the users: see userProblems.)
+  for (let i = 0; i < specs.length; i++) {
+    const hash = specs[i].password_mode === "initial" ? current.users.get(specs[i].username)?.password_hash : undefined;
+    if (hash !== undefined) matches.set(specs[i].username, usableArgon2(hash));
   }
-  const buckets: BucketsProof = proof.proves
-    ? { proven: new Set(withFilePassword(specs).map((s) => s.username)), keys: new Map() }
-    : await bucketsProve(specs, current.users, proof, current.readBuckets, work);
+  if (proof.proves) {
+    // Every file password proven at once: no bucket to check, no one to verify.
+    const proven = withFilePassword(specs);
+    for (let i = 0; i < proven.length; i++) matches.set(proven[i].username, true);
+    return { matches, fastPath: true, proof, buckets: { proven: new Set(), keys: new Map() } };
+  }
+  const buckets = await bucketsProve(specs, current.users, proof, current.readBuckets, work);
   for (const username of buckets.proven) matches.set(username, true);
   const unproven = specs.filter((s) => !buckets.proven.has(s.username));
   for (const [username, ok] of await verifyPasswords(unproven, current.users, work)) matches.set(username, ok);
-  return { matches, fastPath: proof.proves, proof, buckets };
+  return { matches, fastPath: false, proof, buckets };
 }
 
 /**
@@ -3727,16 +3732,18 @@ async function recordState(
   now: number,
   work: CountedWork,
 ): Promise<void> {
+  const { proof } = passwords;
+  // A state from before the buckets, still proving: sealed again once, with its buckets.
+  const count = bucketCount(withFilePassword(specs).length);
+  const hasBuckets = count === 0 || proof.bucketMacs?.length === count;
+  // The state proved the hashes read, and none was written: it proves them still (no digest to compute again).
+  if (passwords.fastPath && written.length === 0 && hasBuckets) return;
   const hashes = new Map([...current.users].map(([name, user]) => [name, user.password_hash]));
   for (const row of written) hashes.set(row.username, row.password_hash);
   const hashOf = (username: string) => hashes.get(username)!;
   const digest = passwordHashesDigest(
     enforced(specs).map((s) => ({ username: s.username, password_hash: hashOf(s.username) })),
   );
-  const { proof } = passwords;
-  // A state from before the buckets, still proving: sealed again once, with its buckets.
-  const count = bucketCount(withFilePassword(specs).length);
-  const hasBuckets = count === 0 || proof.bucketMacs?.length === count;
   if (passwords.fastPath && digest === proof.digest && hasBuckets) return;
   const buckets = await sealBuckets(
     specs,
