@@ -2836,8 +2836,15 @@ type Statements = ReturnType<typeof statementsFor>;
 const POSTGRES_STATEMENTS = statementsFor(POSTGRES_DIALECT);
 const SQLITE_STATEMENTS = statementsFor(SQLITE_DIALECT);
 
-/** How a backend runs one statement: the only I/O the shared transaction needs. */
-type RunStatement = (text: string, params?: unknown[]) => Promise<Record<string, unknown>[]>;
+/**
+ * How a backend runs one statement: the only I/O the shared transaction needs. With `arrays`, each row comes as
+ * the array of its values, in the order of the statement's columns: for reads of a row per user, an object per
+ * row costs time and memory (node:sqlite gives each such object a shape of its own).
+ */
+type RunStatement = {
+  (text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  (text: string, params: unknown[], arrays: true): Promise<unknown[][]>;
+};
 
 /**
  * The operations of a sync for either backend: each is one statement of
@@ -2884,10 +2891,9 @@ class SqlTransaction implements StoreTransaction {
   }
 
   async readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>> {
-    const rows = await this.#run(this.#sql.readUsers(withProperties, this.#userColumns()), [
-      JSON.stringify(usernames),
-    ]);
-    return storedUsers(rows);
+    const columns = this.#userColumns();
+    const rows = await this.#run(this.#sql.readUsers(withProperties, columns), [JSON.stringify(usernames)], true);
+    return storedUsers(rows, [...columns, "properties"]);
   }
 
   async writeUsers(rows: UserRow[]): Promise<void> {
@@ -3111,15 +3117,19 @@ class SqliteStore implements Store {
     }
     let result: T;
     try {
-      const run: RunStatement = (text, params = []) => {
+      const run = ((text: string, params: unknown[] = [], arrays = false) => {
         try {
-          return Promise.resolve(db.prepare(text).all(...params as (string | number | null)[]));
+          const statement = db.prepare(text);
+          // An older node:sqlite (Node.js 22) may have no setReturnArrays: its objects are made arrays here.
+          if (arrays && statement.setReturnArrays !== undefined) statement.setReturnArrays(true);
+          const rows = statement.all(...params as (string | number | null)[]);
+          return Promise.resolve(arrays && statement.setReturnArrays === undefined ? rows.map(Object.values) : rows);
         } catch (error) {
           return Promise.reject(
             new DatabaseError(`SQLite ${this.target}: ${describeDriverError(error)}`, { cause: error }),
           );
         }
-      };
+      }) as RunStatement;
       // `BEGIN IMMEDIATE` already holds SQLite's write lock: no statement of its own.
       result = await work(new SqlTransaction(run, SQLITE_STATEMENTS));
     } catch (error) {
@@ -3240,25 +3250,40 @@ function beginReading(db: SqliteDatabase): void {
 }
 
 /**
- * Builds the stored-user map from read rows, whatever the backend's row types
+ * Builds the stored-user map from rows read as arrays of `columns`, whatever the backend's row types
  * (bigint as string or number); `properties` is the JSON text of an object of
  * key → stored value.
  */
-function storedUsers(rows: Iterable<Record<string, unknown>>): Map<string, StoredUser> {
+function storedUsers(rows: unknown[][], columns: string[]): Map<string, StoredUser> {
   const result = new Map<string, StoredUser>();
-  for (const row of rows) {
-    const user: Record<string, unknown> = {
-      properties: new Map(Object.entries(JSON.parse(String(row.properties)) as Record<string, string>)),
-    };
-    for (const [name, column] of Object.entries(USER_COLUMNS) as [string, { type: SqlType; nullable?: true }][]) {
-      const value = row[name];
-      if (!(name in row)) continue; // a later column Barycenter has not added yet
-      user[name] = value === null && column.nullable ? null : column.type === "bigint" ? Number(value) : String(value);
+  // Where each column is in a row: -1 for a later column Barycenter has not added yet.
+  const at = USER_COLUMN_ENTRIES.map(([name]) => columns.indexOf(name));
+  const [username, propertiesAt] = [columns.indexOf("username"), columns.indexOf("properties")];
+  // Index loops, no destructuring: this runs once per user read, before V8 has optimised it (see userProblems).
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r];
+    const stored = JSON.parse(String(row[propertiesAt])) as Record<string, string>;
+    const keys = Object.keys(stored);
+    const properties = new Map<string, string>();
+    for (let k = 0; k < keys.length; k++) properties.set(keys[k], stored[keys[k]]);
+    const user: Record<string, unknown> = { properties };
+    for (let c = 0; c < USER_COLUMN_ENTRIES.length; c++) {
+      if (at[c] < 0) continue;
+      const { type, nullable } = USER_COLUMN_ENTRIES[c][1];
+      const value = row[at[c]];
+      user[USER_COLUMN_ENTRIES[c][0]] = value === null && nullable
+        ? null
+        : type === "bigint"
+        ? Number(value)
+        : String(value);
     }
-    result.set(String(row.username), user as StoredUser);
+    result.set(String(row[username]), user as StoredUser);
   }
   return result;
 }
+
+/** {@linkcode USER_COLUMNS} as entries, for {@linkcode storedUsers}. */
+const USER_COLUMN_ENTRIES = Object.entries(USER_COLUMNS) as [string, { type: SqlType; nullable?: true }][];
 
 /** PostgreSQL through the `postgres` package: one connection, an advisory lock, a watchdog on every statement. */
 class PostgresStore implements Store {
@@ -3372,14 +3397,15 @@ class PostgresStore implements Store {
       this.#state = "open";
       let result: T;
       try {
-        const run: RunStatement = async (text, params = []) => {
+        const run = (async (text: string, params: unknown[] = [], arrays = false) => {
           try {
-            return [...await this.#watchdog(sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]))];
+            const query = sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+            return [...await this.#watchdog(arrays ? query.values() : query)];
           } catch (error) {
             const message = `PostgreSQL at ${this.target}: ${this.#redact(describeDriverError(error))}`;
             throw new DatabaseError(message, { cause: error });
           }
-        };
+        }) as RunStatement;
         result = await work(new SqlTransaction(run, POSTGRES_STATEMENTS, ADVISORY_LOCK));
         // A signal's handler has said "rolling back" and is dropping the connection: that must stay true.
         if (this.#aborted) throw new DatabaseError(`PostgreSQL at ${this.target}: stopped by a signal`);
