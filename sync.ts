@@ -4720,6 +4720,12 @@ export type JsonPath = (string | number)[];
  * that JSON.parse would not give back as written (see {@linkcode survivesJsonRoundTrip}),
  * with its place. It reads the whole text, whatever it holds: a check built on
  * it must not stop where the scan stops.
+ *
+ * Every run scans the whole users file, so the scan allocates nothing per value
+ * of a well-formed file: the open arrays and objects are entries of a few
+ * arrays, not objects, and a key is compared with the other keys of its object
+ * where it stands in the text, made a string only when it holds an escape or
+ * its object has many keys.
  */
 export function scanJson(text: string): {
   error?: { offset: number; reason: string };
@@ -4732,31 +4738,82 @@ export function scanJson(text: string): {
   let i = 0;
   const fail = (reason: string, at = i) => result({ offset: at, reason });
   const skipSpace = () => {
-    while (i < text.length && " \t\n\r".includes(text[i])) i++;
+    for (let c = text.charCodeAt(i); c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09; c = text.charCodeAt(i)) i++;
   };
   // Sticky, so that it matches at i over the rest of the text: a number may be any length.
   const number = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
-  // An explicit stack instead of recursion: deeply nested input cannot overflow it.
-  // An object's entry holds the keys seen in it so far and the current one; an array's, the current index.
-  const stack: ({ index: number } | { keys: Set<string>; key: string })[] = [];
-  const path = (): JsonPath => stack.map((entry) => "index" in entry ? entry.index : entry.key);
+  // The open arrays and objects, innermost last, as an explicit stack (deeply nested input cannot overflow it) of
+  // `depth` entries: whether each is an object; an array's current index, or where an object's keys begin in the
+  // key arrays; and the Set of an object's keys once it has more than a few. The arrays keep their length when
+  // the stack shrinks, so that they are not allocated again for the next object.
+  const isObject: boolean[] = [];
+  const position: number[] = [];
+  const keySets: (Set<string> | undefined)[] = [];
+  let depth = 0;
+  // The `keys` keys of the open objects, in order: where each stands in the text (inside its quotes), and its
+  // value when it holds an escape (its text is then not its value).
+  const keyFrom: number[] = [];
+  const keyTo: number[] = [];
+  const keyValue: (string | undefined)[] = [];
+  let keys = 0;
+  const keyOf = (k: number) => keyValue[k] ?? text.slice(keyFrom[k], keyTo[k]);
+  const sameKey = (a: number, b: number) => {
+    if (keyValue[a] !== undefined || keyValue[b] !== undefined) return keyOf(a) === keyOf(b);
+    const length = keyTo[a] - keyFrom[a];
+    if (length !== keyTo[b] - keyFrom[b]) return false;
+    for (let c = 0; c < length; c++) {
+      if (text.charCodeAt(keyFrom[a] + c) !== text.charCodeAt(keyFrom[b] + c)) return false;
+    }
+    return true;
+  };
+  // Compared one by one up to this many keys; an object with more gets a Set.
+  const FEW_KEYS = 16;
+  const path = (): JsonPath => {
+    const place: JsonPath = new Array(depth);
+    let keysEnd = keys;
+    for (let d = depth - 1; d >= 0; d--) {
+      if (!isObject[d]) {
+        place[d] = position[d];
+        continue;
+      }
+      place[d] = keyOf(keysEnd - 1); // its current key: the last one read
+      keysEnd = position[d];
+    }
+    return place;
+  };
   type State = "value" | "afterValue" | "key";
   let state: State = "value";
   while (true) {
     skipSpace();
     if (i >= text.length) {
-      return stack.length === 0 && state === "afterValue" ? result() : fail("unexpected end of input");
+      return depth === 0 && state === "afterValue" ? result() : fail("unexpected end of input");
     }
     const c = text[i];
     if (state === "key") {
       if (c !== '"') return fail("expected a property name in double quotes");
       const end = scanString(text, i);
       if (typeof end !== "number") return result(end);
-      const key = JSON.parse(text.slice(i, end)) as string;
-      const object = stack.at(-1) as { keys: Set<string>; key: string };
-      if (object.keys.has(key)) duplicateKeys.push({ offset: i, key });
-      object.keys.add(key);
-      object.key = key;
+      const k = keys++;
+      keyFrom[k] = i + 1;
+      keyTo[k] = end - 1;
+      let escaped = false;
+      for (let at = i + 1; at < end - 1 && !escaped; at++) escaped = text.charCodeAt(at) === 0x5c;
+      keyValue[k] = escaped ? JSON.parse(text.slice(i, end)) as string : undefined;
+      const top = depth - 1;
+      const first = position[top];
+      let twice = false;
+      if (keySets[top] !== undefined) {
+        twice = keySets[top].has(keyOf(k));
+        keySets[top].add(keyOf(k));
+      } else {
+        for (let other = first; other < k && !twice; other++) twice = sameKey(other, k);
+        if (k - first + 1 > FEW_KEYS) {
+          const keys = new Set<string>();
+          for (let other = first; other <= k; other++) keys.add(keyOf(other));
+          keySets[top] = keys;
+        }
+      }
+      if (twice) duplicateKeys.push({ offset: i, key: keyOf(k) });
       i = end;
       skipSpace();
       if (i >= text.length) return fail("unexpected end of input");
@@ -4767,14 +4824,16 @@ export function scanJson(text: string): {
     }
     if (state === "value") {
       if (c === "{" || c === "[") {
-        stack.push(c === "{" ? { keys: new Set(), key: "" } : { index: 0 });
         i++;
         skipSpace();
         if (text[i] === (c === "{" ? "}" : "]")) {
-          stack.pop();
           i++;
           state = "afterValue";
         } else {
+          isObject[depth] = c === "{";
+          position[depth] = c === "{" ? keys : 0;
+          keySets[depth] = undefined;
+          depth++;
           state = c === "{" ? "key" : "value";
         }
         continue;
@@ -4797,19 +4856,22 @@ export function scanJson(text: string): {
       continue;
     }
     // state === "afterValue"
-    const top = stack.at(-1);
-    if (top === undefined) return fail("unexpected data after the end of the JSON value");
+    const top = depth - 1;
+    if (top < 0) return fail("unexpected data after the end of the JSON value");
     if (c === ",") {
       i++;
-      if ("index" in top) top.index++;
-      state = "index" in top ? "value" : "key";
+      if (!isObject[top]) position[top]++;
+      state = isObject[top] ? "key" : "value";
       skipSpace();
       if (text[i] === "]" || text[i] === "}") return fail("trailing comma");
-    } else if (("index" in top && c === "]") || (!("index" in top) && c === "}")) {
-      stack.pop();
+    } else if ((!isObject[top] && c === "]") || (isObject[top] && c === "}")) {
+      // An object's keys are forgotten with it.
+      if (isObject[top]) keys = position[top];
+      keySets[top] = undefined;
+      depth--;
       i++;
     } else {
-      return fail("index" in top ? "expected ',' or ']'" : "expected ',' or '}'");
+      return fail(!isObject[top] ? "expected ',' or ']'" : "expected ',' or '}'");
     }
   }
 }
