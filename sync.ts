@@ -674,7 +674,10 @@ async function readUsersFile(
     );
   }
   try {
-    return strictUtf8.decode(bytes);
+    // Above about 1 MB, the decoded text is an external string (its characters outside V8's heap), which the JSON
+    // scan reads at half the speed of a string of V8's own: copied into the heap once (concatenating and slicing
+    // makes V8 copy it). Smaller texts are copied too, at no cost worth a condition.
+    return `${strictUtf8.decode(bytes)} `.slice(0, -1);
   } catch {
     const utf16 = (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
     throw new InputError(
