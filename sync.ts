@@ -1402,7 +1402,8 @@ export function mergeUsersFiles(
       problems.push(...error.problems.map((problem) => several ? `${label}: ${problem}` : problem));
     }
   }
-  problems.push(...crossFileProblems(files));
+  // One file has no other to clash with: a name it lists twice is its own problem (userProblems).
+  if (files.length > 1) problems.push(...crossFileProblems(files));
   return { users: problems.length > 0 ? [] : users, problems };
 }
 
