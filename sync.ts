@@ -4174,7 +4174,7 @@ async function readUsers(
   if (problems.length === 1 && files.length === 0) throw new InputError(problems[0]);
   if (problems.length > 0) throw invalid(problems, several ? "users files are" : "users file is");
   const users = merged.users;
-  for (const spec of users) spec.password_mode ??= options.passwordMode;
+  for (let i = 0; i < users.length; i++) users[i].password_mode ??= options.passwordMode;
   for (const warning of claimWarnings(users)) log.warn(warning.message, { code: warning.code, ...warning.fields });
   return { files: parsed.map(({ label, data }) => ({ label, users: usersList(data).length })), users };
 }
