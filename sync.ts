@@ -3938,6 +3938,20 @@ function reportResult(result: SyncResult, log: Logger, check = false, summaryFie
 }
 
 /**
+ * The summary's account of the Argon2 thread pool: `argon2_threads`, `argon2_threads_from` (`cpu_quota`,
+ * `memory_limit`, `cores`, `UV_THREADPOOL_SIZE`) and, for a cgroup limit, `argon2_threads_limit` (its value and
+ * the file that set it), so that a log shows the pool was sized to the pod's limits.
+ */
+function poolFields(pool: Argon2Pool | undefined): Record<string, unknown> {
+  if (pool === undefined) return {};
+  return {
+    argon2_threads: pool.threads,
+    argon2_threads_from: pool.from,
+    ...(pool.limit === undefined ? {} : { argon2_threads_limit: pool.limit }),
+  };
+}
+
+/**
  * What a deletion removed (`4 properties, 1 passkey`) or a disabling ended (`ended 2 sessions, revoked 3
  * tokens`), in the order of {@linkcode SUBJECT_TABLES}; empty when nothing was.
  */
@@ -3986,7 +4000,8 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   } catch (error) {
     return reportFailure(error, log);
   }
-  const concurrency = sizeThreadPool();
+  const pool = sizeThreadPool();
+  const concurrency = pool.threads;
   if (options.command === "hash-password" || options.mode !== "validate") {
     // Loaded now, before anything is read: a missing addon or Deno permission is said at once, not mid-transaction.
     try {
@@ -4000,7 +4015,9 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
   const signals = exitOnSignal(log);
   try {
     // --watch with --validate validates once, below: a sidecar's arguments can be checked in CI as they stand.
-    if (options.watch && options.mode === "sync") return await watchFiles(options, env, log, { signals, concurrency });
+    if (options.watch && options.mode === "sync") {
+      return await watchFiles(options, env, log, { signals, concurrency, pool });
+    }
     if (options.mode === "validate") {
       // Secrets from files and variables exist only where the sync runs (a CI pipeline has none): not read here.
       const { files, users: specs } = await readUsers(options, log);
@@ -4014,7 +4031,7 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
       }
       return EXIT.ok;
     }
-    return await syncOnce(options, await readSpecs(options, log), env, log, { signals, concurrency });
+    return await syncOnce(options, await readSpecs(options, log), env, log, { signals, concurrency, pool });
   } catch (error) {
     return reportFailure(error, log);
   } finally {
@@ -4097,6 +4114,8 @@ async function readUsers(
 interface RunContext {
   signals: ReturnType<typeof exitOnSignal>;
   concurrency: number;
+  /** The Argon2 thread count and where it came from, for the summary. */
+  pool?: Argon2Pool;
   /** Says which database the run opens: {@linkcode announceDatabase}, or once only for all of a watcher's syncs. */
   announce?: typeof announceDatabase;
 }
@@ -4107,7 +4126,7 @@ interface RunContext {
  */
 async function syncOnce(options: Options, specs: UserSpec[], env: Env, log: Logger, run: RunContext): Promise<number> {
   const result = await syncDatabase(options, specs, env, log, run);
-  const drift = reportResult(result, log, options.mode === "check");
+  const drift = reportResult(result, log, options.mode === "check", poolFields(run.pool));
   return options.mode === "check" && drift ? EXIT.drift : EXIT.ok;
 }
 
@@ -4210,7 +4229,7 @@ async function watchFiles(options: Options, env: Env, log: Logger, run: RunConte
   /** One sync: reported in full when it changed something, was the first, or follows a failure. */
   const attempt = async () => {
     const first = syncs === 0;
-    const fields = { resyncs: syncs };
+    const fields = { resyncs: syncs, ...poolFields(run.pool) };
     syncs++;
     try {
       const read = await readUsers(options, quietLog);
@@ -4597,18 +4616,18 @@ function permissionDenied(error: unknown): string | undefined {
 
 /**
  * Sizes libuv's thread pool, on which the Argon2 binding runs, to
- * {@linkcode argon2Threads}. It must happen before the pool's first use (the
+ * {@linkcode argon2Pool}. It must happen before the pool's first use (the
  * users file is the first read); an explicit UV_THREADPOOL_SIZE wins. Deno
  * has no libuv pool (and gates reading the variable), so only the number of
  * computations in flight is set there. Returns how many computations to
- * keep running at once.
+ * keep running at once, and why that many (the summary says).
  */
-function sizeThreadPool(): number {
-  if ("deno" in process.versions) return argon2Threads();
+function sizeThreadPool(): Argon2Pool {
+  if ("deno" in process.versions) return argon2Pool();
   const explicit = Number(process.env.UV_THREADPOOL_SIZE);
-  const threads = explicit > 0 ? explicit : argon2Threads();
-  process.env.UV_THREADPOOL_SIZE = String(threads);
-  return threads;
+  const pool: Argon2Pool = explicit > 0 ? { threads: explicit, from: "UV_THREADPOOL_SIZE" } : argon2Pool();
+  process.env.UV_THREADPOOL_SIZE = String(pool.threads);
+  return pool;
 }
 
 const processOutput: Output = {
@@ -4874,40 +4893,169 @@ function hiddenPrompt(input: typeof process.stdin): (prompt: string) => Promise<
 
 // Cores and memory from the cgroup: how much Argon2 may run at once.
 
-/**
- * The cores this process may use: the machine's, capped by a cgroup CPU quota
- * (a Kubernetes `cpu` limit), rounded up. Under the chart's `cpu: 200m` that is 1.
- */
-function usableCores(): number {
-  let cores = 4;
-  try {
-    cores = availableParallelism();
-  } catch { /* a runtime without it keeps libuv's default */ }
-  const v2 = readCgroup("cpu.max")?.split(/\s+/);
-  const v1 = [Number(readCgroup("cpu/cpu.cfs_quota_us")), Number(readCgroup("cpu/cpu.cfs_period_us"))];
-  const quota = v2 && v2[0] !== "max" ? Number(v2[0]) / Number(v2[1]) : v1[0] > 0 && v1[1] > 0 ? v1[0] / v1[1] : 0;
-  return quota > 0 ? Math.max(1, Math.min(cores, Math.ceil(quota))) : cores;
+/** Where the Argon2 thread count came from, as `--log-format json`'s summary reports it. */
+export type Argon2ThreadsSource = "UV_THREADPOOL_SIZE" | "cpu_quota" | "memory_limit" | "cores";
+
+/** How many Argon2 computations run at once, and why that many. */
+export interface Argon2Pool {
+  threads: number;
+  from: Argon2ThreadsSource;
+  /** For a cgroup limit: its value and the file that set it, e.g. `0.2 CPU (/sys/fs/cgroup/cpu/pod/cpu.cfs_quota_us)`. */
+  limit?: string;
 }
 
 /** Memory one Argon2 computation holds: m=19456 KiB, plus a little. */
 const ARGON2_MEMORY_BYTES = 20 * 1024 * 1024;
 
 /**
- * How many Argon2 computations may run at once: one per usable core, but
- * within half of a cgroup memory limit (a pod with a memory limit and no CPU
- * limit, on a large node, must not run 32 × 19 MiB at once).
+ * How many Argon2 computations may run at once: one per usable core (the
+ * machine's, capped by a cgroup CPU quota, a Kubernetes `cpu` limit, rounded
+ * up: 1 under the chart's `cpu: 200m`), but within half of a cgroup memory
+ * limit (a pod with a memory limit and no CPU limit, on a large node, must not
+ * run 32 × 19 MiB at once). The limits are those of the process's own cgroup
+ * and its ancestors ({@linkcode cgroupLimits}).
  */
-export function argon2Threads(): number {
-  const cores = usableCores();
-  const limit = Number(readCgroup("memory.max") ?? readCgroup("memory/memory.limit_in_bytes"));
-  // cgroup v1 reports "no limit" as a huge number; anything past 1 TiB is no limit here.
-  if (!(limit > 0 && limit < 2 ** 40)) return cores;
-  return Math.max(1, Math.min(cores, Math.floor(limit / 2 / ARGON2_MEMORY_BYTES)));
+export function argon2Pool(
+  limits: CgroupLimits = cgroupLimits(readText("/proc/self/cgroup"), readText("/proc/self/mountinfo"), readText),
+): Argon2Pool {
+  let cores = 4;
+  try {
+    cores = availableParallelism();
+  } catch { /* a runtime without it keeps libuv's default */ }
+  const candidates: Argon2Pool[] = [{ threads: cores, from: "cores" }];
+  if (limits.cpu !== undefined) {
+    candidates.push({
+      threads: Math.max(1, Math.ceil(limits.cpu.cores)),
+      from: "cpu_quota",
+      limit: `${limits.cpu.cores} CPU (${limits.cpu.file})`,
+    });
+  }
+  if (limits.memory !== undefined) {
+    candidates.push({
+      threads: Math.max(1, Math.floor(limits.memory.bytes / 2 / ARGON2_MEMORY_BYTES)),
+      from: "memory_limit",
+      limit: `${(limits.memory.bytes / 2 ** 20).toFixed(0)} MiB (${limits.memory.file})`,
+    });
+  }
+  // The smallest wins; on a tie, the cgroup limit is named, as it is what holds wherever the pod lands.
+  return candidates.reduce((least, c) => (c.threads <= least.threads ? c : least));
 }
 
-function readCgroup(file: string): string | undefined {
+/** {@linkcode argon2Pool}'s thread count. */
+export function argon2Threads(): number {
+  return argon2Pool().threads;
+}
+
+/** A cgroup's CPU quota and memory limit: the smallest along its path, each with the file that set it. */
+export interface CgroupLimits {
+  cpu?: { cores: number; file: string };
+  memory?: { bytes: number; file: string };
+}
+
+/**
+ * The limits that hold for the process: for each of its cgroup directories
+ * ({@linkcode cgroupDirectories}), its own group's and every ancestor's up to
+ * the mount's root, since a limit on an ancestor applies to all below it; the
+ * smallest wins. cgroup v1's `cpu.cfs_quota_us` over `cpu.cfs_period_us` (-1:
+ * none) and `memory.limit_in_bytes` (a huge number: none), v2's `cpu.max`
+ * (`max 100000`: none) and `memory.max`. Pure: `read` gives a file's text, or
+ * undefined where there is none.
+ */
+export function cgroupLimits(
+  cgroup: string | undefined,
+  mountinfo: string | undefined,
+  read: (path: string) => string | undefined,
+): CgroupLimits {
+  const limits: CgroupLimits = {};
+  const cpu = (cores: number, file: string) => {
+    if (cores > 0 && Number.isFinite(cores) && !(limits.cpu && limits.cpu.cores <= cores)) limits.cpu = { cores, file };
+  };
+  const memory = (bytes: number, file: string) => {
+    // cgroup v1 reports "no limit" as a huge number; anything past 1 TiB is no limit here.
+    if (bytes > 0 && bytes < 2 ** 40 && !(limits.memory && limits.memory.bytes <= bytes)) {
+      limits.memory = { bytes, file };
+    }
+  };
+  for (const { version, controller, dirs } of cgroupDirectories(cgroup ?? "", mountinfo ?? "")) {
+    for (const dir of dirs) {
+      if (version === 2) {
+        const [quota, period] = (read(`${dir}/cpu.max`) ?? "max").trim().split(/\s+/);
+        if (quota !== "max") cpu(Number(quota) / Number(period), `${dir}/cpu.max`);
+        const max = read(`${dir}/memory.max`)?.trim();
+        if (max !== undefined && max !== "max") memory(Number(max), `${dir}/memory.max`);
+      } else if (controller === "cpu") {
+        const quota = Number(read(`${dir}/cpu.cfs_quota_us`));
+        const period = Number(read(`${dir}/cpu.cfs_period_us`));
+        if (quota > 0 && period > 0) cpu(quota / period, `${dir}/cpu.cfs_quota_us`);
+      } else {
+        const bytes = read(`${dir}/memory.limit_in_bytes`);
+        if (bytes !== undefined) memory(Number(bytes), `${dir}/memory.limit_in_bytes`);
+      }
+    }
+  }
+  return limits;
+}
+
+/**
+ * Where the process's own cgroups are, from the texts of `/proc/self/cgroup`
+ * and `/proc/self/mountinfo`: for cgroup v1's `cpu` and `memory` hierarchies
+ * and for the v2 one, the directories of the own group and of each ancestor
+ * up to the mount's root, own group first. A mount's root may be a group of
+ * its own (a container without a cgroup namespace mounts `/docker/abc` and
+ * is in `/docker/abc`); a group outside every mount's root cannot be read and
+ * is left out, as is a hierarchy not mounted.
+ */
+export function cgroupDirectories(
+  cgroup: string,
+  mountinfo: string,
+): { version: 1 | 2; controller: "cpu" | "memory" | "all"; dirs: string[] }[] {
+  const mounts = mountinfo.split("\n").flatMap((line) => {
+    // id parent major:minor root mount-point options [optional fields...] - fstype source super-options
+    const [left, right] = line.split(" - ");
+    const fields = left?.split(" ") ?? [];
+    const [fstype, , superOptions] = right?.split(" ") ?? [];
+    if (fields.length < 5 || (fstype !== "cgroup" && fstype !== "cgroup2")) return [];
+    return [{ fstype, root: unescapeMountPath(fields[3]), point: unescapeMountPath(fields[4]), options: superOptions }];
+  });
+  const found: ReturnType<typeof cgroupDirectories> = [];
+  for (const line of cgroup.split("\n")) {
+    // hierarchy-id:controller-list:path; v2 is 0::path; the path itself may hold a colon.
+    const match = /^(\d+):([^:]*):(\/.*)$/.exec(line.trim());
+    if (match === null) continue;
+    const [, id, list, group] = match;
+    const controllers = list.split(",");
+    const wanted = id === "0" && list === ""
+      ? ["all"] as const
+      : (["cpu", "memory"] as const).filter((c) => controllers.includes(c));
+    for (const controller of wanted) {
+      const mount = mounts.find((m) =>
+        (controller === "all"
+          ? m.fstype === "cgroup2"
+          : m.fstype === "cgroup" && (m.options ?? "").split(",").includes(controller)) && isWithin(group, m.root)
+      );
+      if (mount === undefined) continue;
+      const below = group.slice(mount.root === "/" ? 0 : mount.root.length).split("/").filter((part) => part !== "");
+      const dirs = below.map((_, i) => join(mount.point, ...below.slice(0, below.length - i)));
+      found.push({ version: controller === "all" ? 2 : 1, controller, dirs: [...dirs, mount.point] });
+    }
+  }
+  return found;
+}
+
+/** Whether cgroup path `group` is `root` or below it. */
+function isWithin(group: string, root: string): boolean {
+  return root === "/" || group === root || group.startsWith(`${root}/`);
+}
+
+/** A path of `/proc/self/mountinfo`, where a space, tab, newline or backslash is an octal escape (`\040`). */
+function unescapeMountPath(path: string): string {
+  return path.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** A file's text, or undefined when it cannot be read (no such cgroup file, no permission). */
+function readText(path: string): string | undefined {
   try {
-    return readFileSync(`/sys/fs/cgroup/${file}`, "utf8").trim();
+    return readFileSync(path, "utf8");
   } catch {
     return undefined;
   }
