@@ -100,6 +100,15 @@ const result = await esbuild.build({
     js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
   },
   plugins: [{
+    // The driver is imported when a run opens PostgreSQL (deps.ts), and esbuild keeps such a module in the bundle
+    // behind a lazy initialiser; but it hoists an ES module's imports of node:net, node:tls and the like to the top
+    // of the bundle, where they load at every start. The driver's CommonJS build requires them inside that
+    // initialiser instead.
+    name: "postgres-driver-loaded-lazily",
+    setup(build) {
+      build.onResolve({ filter: /^postgres$/ }, () => ({ path: require.resolve("postgres") }));
+    },
+  }, {
     name: "argon2-addon-beside-bundle",
     setup(build) {
       build.onResolve({ filter: /^@node-rs\/argon2$/ }, () => ({ path: "argon2", namespace: "argon2-loader" }));

@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { postgres } from "../deps.ts";
+import postgres from "postgres";
 import { argon2Threads, hashPassword } from "../sync.ts";
 import { startPostgres } from "./support/postgres.ts";
 
