@@ -26,7 +26,6 @@
  * @module
  */
 
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { open, readdir, realpath, stat } from "node:fs/promises";
 import { Buffer } from "node:buffer";
 import {
@@ -45,9 +44,28 @@ import process from "node:process";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-import { argon2Hash, argon2HashRaw, argon2Verify, type BaseIssue, loadArgon2, parseToml, postgres, v } from "./deps.ts";
+import {
+  argon2Hash,
+  argon2HashRaw,
+  argon2Verify,
+  type BaseIssue,
+  isPostgresError,
+  loadArgon2,
+  loadPostgres,
+  parseToml,
+  type postgres,
+  v,
+} from "./deps.ts";
+
+// Loaded at first use, not at start: node:crypto (with the 20 modules it loads) is 8 % of the bundle's start-up
+// CPU, and `--validate`, `--help` and a run whose file fails validation never use it. Same signatures as
+// node:crypto's own.
+let nodeCrypto: typeof import("node:crypto") | undefined;
+const crypto = () => nodeCrypto ??= process.getBuiltinModule("node:crypto");
+const createHash = (algorithm: string) => crypto().createHash(algorithm);
+const createHmac = (algorithm: string, key: Buffer) => crypto().createHmac(algorithm, key);
+const randomBytes = (size: number) => crypto().randomBytes(size);
+const timingSafeEqual = (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => crypto().timingSafeEqual(a, b);
 
 /** The tool's version, printed by `--version`. */
 export const VERSION = "0.1.0";
@@ -547,7 +565,7 @@ async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> 
   }
   let config: Record<string, unknown>;
   try {
-    config = parseToml(text);
+    config = await parseToml(text);
   } catch (error) {
     const { line, column } = error as { line?: number; column?: number };
     throw new UsageError(`config file ${path} is not valid TOML at line ${line}, column ${column}`);
@@ -2948,8 +2966,11 @@ function stateRow(row: Record<string, unknown>): SyncState {
   };
 }
 
-/** Opens the store a database URL names; throws {@linkcode UsageError} for a URL it cannot use. */
-export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS): Store {
+/**
+ * Opens the store a database URL names; throws {@linkcode UsageError} for a URL it cannot use. Asynchronous because
+ * the PostgreSQL driver is loaded here, by the run that needs it, not at start.
+ */
+export async function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS): Promise<Store> {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   if (scheme === "sqlite") return new SqliteStore(parseSqliteUrl(url), options);
   if (scheme === "postgres" || scheme === "postgresql") {
@@ -2960,7 +2981,7 @@ export function openStore(url: string, options: StoreOptions = DEFAULT_STORE_OPT
       );
     }
     refuseAmbiguousUrl(url);
-    return new PostgresStore(url, options);
+    return new PostgresStore(await loadPostgres(), url, options);
   }
   throw new UsageError(
     scheme === undefined
@@ -3253,13 +3274,13 @@ class PostgresStore implements Store {
   /** The URL's `sslmode` (or `ssl`), to say what a failed TLS handshake was asked for. */
   #sslmode: string | undefined;
 
-  constructor(url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS) {
+  constructor(driver: typeof postgres, url: string, options: StoreOptions = DEFAULT_STORE_OPTIONS) {
     this.#secrets = urlSecrets(url);
     const query = new URLSearchParams(url.split("#")[0].split("?")[1] ?? "");
     this.#sslmode = query.get("sslmode") ?? query.get("ssl") ?? undefined;
     this.#options = options;
     try {
-      this.#sql = postgres(url, {
+      this.#sql = driver(url, {
         max: 1,
         onnotice: () => {},
         connect_timeout: Math.max(1, Math.min(10, options.waitSeconds || 10)),
@@ -3411,7 +3432,7 @@ class PostgresStore implements Store {
       outcome = await Promise.race([
         this.#commit!.then(
           () => "committed" as const,
-          (error) => error instanceof postgres.PostgresError ? "rolled back" as const : "unknown" as const,
+          (error) => isPostgresError(error) ? "rolled back" as const : "unknown" as const,
         ),
         new Promise<"unknown">((resolve) => setTimeout(resolve, 1000, "unknown")),
       ]);
@@ -3477,7 +3498,7 @@ function connectFailure(error: unknown, sslmode: string | undefined): string {
  */
 function isTransientConnectError(error: unknown): boolean {
   const { code, message } = error as { code?: unknown; message?: unknown };
-  if (error instanceof postgres.PostgresError) return code === "57P03";
+  if (isPostgresError(error)) return code === "57P03";
   // A reset during the TLS handshake is a server that does not speak TLS, not one still starting.
   if (/\b(TLS|SSL)\b/i.test(String(message))) return false;
   return typeof code === "string" && [
@@ -4184,7 +4205,7 @@ async function syncDatabase(
   }
   const users = await resolvePasswords(specs, env, options.workingDir);
   const database = await resolveDatabaseUrl(options);
-  const store = openStore(database.url, {
+  const store = await openStore(database.url, {
     waitSeconds: options.waitSeconds,
     statementTimeoutSeconds: options.statementTimeoutSeconds,
     onRetry: (message) => log.warn(message, { retry: true }),
@@ -4357,8 +4378,9 @@ function fullCollector(): () => void {
   // Deno collects on its own schedule and has no flag to expose `gc` at run time.
   if ("deno" in process.versions) return () => {};
   try {
-    setFlagsFromString("--expose-gc");
-    const gc: unknown = runInNewContext("gc");
+    // node:v8 and node:vm only here, for a watcher: loading them costs every other run's start-up.
+    process.getBuiltinModule("node:v8").setFlagsFromString("--expose-gc");
+    const gc: unknown = process.getBuiltinModule("node:vm").runInNewContext("gc");
     if (typeof gc === "function") return gc as () => void;
   } catch { /* a runtime that refuses the flag: V8's own schedule, as before */ }
   return () => {};
@@ -5139,7 +5161,7 @@ function editDistance(a: string, b: string): number {
 
 /** A driver's error in one line: its message and code, which name no parameter values. */
 function describeDriverError(error: unknown): string {
-  if (error instanceof postgres.PostgresError) return `${error.message} (SQLSTATE ${error.code})`;
+  if (isPostgresError(error)) return `${error.message} (SQLSTATE ${error.code})`;
   const { code, message } = error as { code?: string; message?: string };
   return [message, code && !String(message).includes(code) ? `(${code})` : ""].filter(Boolean).join(" ");
 }
