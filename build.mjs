@@ -100,6 +100,33 @@ const result = await esbuild.build({
     js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
   },
   plugins: [{
+    // The driver is imported when a run opens PostgreSQL (deps.ts), and esbuild keeps such a module in the bundle
+    // behind a lazy initialiser; but it hoists an ES module's imports of node:net, node:tls and the like to the top
+    // of the bundle, where they load at every start. The driver's CommonJS build requires them inside that
+    // initialiser instead.
+    name: "postgres-driver-loaded-lazily",
+    setup(build) {
+      build.onResolve({ filter: /^postgres$/ }, () => ({ path: require.resolve("postgres") }));
+    },
+  }, {
+    // An ES module import of a built-in module reads every export of it at start, and some of those are getters that
+    // load more (node:fs's ReadStream loads the streams, node:util's its types): a CommonJS require() reads none of
+    // them until used.
+    name: "builtins-required",
+    setup(build) {
+      build.onResolve(
+        { filter: /^node:/ },
+        (args) =>
+          args.namespace === "builtin"
+            ? { path: args.path, external: true }
+            : { path: args.path, namespace: "builtin" },
+      );
+      build.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
+        contents: `module.exports = require(${JSON.stringify(args.path)});`,
+        loader: "js",
+      }));
+    },
+  }, {
     name: "argon2-addon-beside-bundle",
     setup(build) {
       build.onResolve({ filter: /^@node-rs\/argon2$/ }, () => ({ path: "argon2", namespace: "argon2-loader" }));

@@ -28,6 +28,7 @@ import {
   union,
   unknown,
 } from "valibot";
+import type postgres from "postgres";
 
 type Argon2 = typeof import("@node-rs/argon2");
 let argon2: Promise<Argon2> | undefined;
@@ -54,8 +55,34 @@ export function argon2HashRaw(...args: Parameters<Argon2["hashRaw"]>): ReturnTyp
 export function argon2Verify(...args: Parameters<Argon2["verify"]>): ReturnType<Argon2["verify"]> {
   return loadArgon2().then((argon2) => argon2.verify(...args));
 }
-export { default as postgres } from "postgres";
-export { parse as parseToml } from "smol-toml";
+
+type Postgres = typeof postgres;
+let postgresDriver: Promise<Postgres> | undefined;
+let loadedPostgres: Postgres | undefined;
+
+/**
+ * Loads the PostgreSQL driver, when a run opens PostgreSQL: not at start, since
+ * it brings in `node:net`, `node:tls` and `node:stream`, which a run on
+ * SQLite, `--validate`, `--help` or `hash-password` never uses (measured: 8 %
+ * of the bundle's start-up CPU).
+ */
+export function loadPostgres(): Promise<Postgres> {
+  return postgresDriver ??= import("postgres").then((module) => loadedPostgres = module.default);
+}
+
+/** Whether an error is the PostgreSQL server's: never before the driver is loaded, as no other code makes one. */
+export function isPostgresError(error: unknown): error is postgres.PostgresError {
+  return loadedPostgres !== undefined && error instanceof loadedPostgres.PostgresError;
+}
+
+/** The PostgreSQL driver's types (its value: {@linkcode loadPostgres}). */
+export type { postgres };
+
+/** Parses TOML (Barycenter's config.toml), loading the parser on first use: only `--config` needs it. */
+export async function parseToml(text: string): Promise<Record<string, unknown>> {
+  const { parse } = await import("smol-toml");
+  return parse(text);
+}
 export type { BaseIssue } from "valibot";
 
 /**

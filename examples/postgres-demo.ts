@@ -10,7 +10,7 @@
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { postgres } from "../deps.ts";
+import postgres from "postgres";
 import { startPostgres } from "../test/support/postgres.ts";
 
 const sync = fileURLToPath(new URL("../sync.ts", import.meta.url));

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test, type TestContext } from "node:test";
 import { isDeepStrictEqual } from "node:util";
-import { postgres } from "../deps.ts";
+import postgres from "postgres";
 import { InputError, parseUsersJson, validateUsers } from "../sync.ts";
 import {
   backends,

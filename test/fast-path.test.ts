@@ -199,7 +199,7 @@ describe("statements per run do not grow with the number of users", () => {
       const specs = manyUsers(size);
       const perRun: number[] = [];
       for (const _ of ["create", "no change"]) {
-        const { store, calls } = countingStore(openStore(db.url));
+        const { store, calls } = countingStore(await openStore(db.url));
         await syncUsers(store, specs, { dryRun: false });
         await store.close();
         perRun.push(calls());

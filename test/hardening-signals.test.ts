@@ -23,7 +23,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { describe, test } from "node:test";
-import { argon2Hash, postgres } from "../deps.ts";
+import postgres from "postgres";
+import { argon2Hash } from "../deps.ts";
 import { ARGON2_OPTIONS } from "../sync.ts";
 import {
   backends,

@@ -19,7 +19,8 @@
 import assert from "node:assert/strict";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { DatabaseSync } from "node:sqlite";
-import { argon2Verify, postgres } from "../../deps.ts";
+import postgres from "postgres";
+import { argon2Verify } from "../../deps.ts";
 import { startPostgres } from "../support/postgres.ts";
 
 interface FileUser {

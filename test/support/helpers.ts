@@ -15,7 +15,7 @@ import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
-import { postgres } from "../../deps.ts";
+import postgres from "postgres";
 
 /** The CLI under test. */
 export const SYNC = fileURLToPath(new URL("../../sync.ts", import.meta.url));
