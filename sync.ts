@@ -3619,9 +3619,7 @@ export interface SyncResult {
 interface Current {
   /** The listed users that exist, by username. */
   users: Map<string, StoredUser>;
-  /** The fast path's state row for this set of usernames, if any. */
-  state: SyncState | undefined;
-  /** The state row opened with the file's pairs: {@linkcode unlockState}. */
+  /** The fast path's state row for this set of usernames, opened with the file's pairs: {@linkcode unlockState}. */
   unlocked: UnlockedState;
   /** Reads the fast path's bucket rows with these keys: none when a dry run finds no table. */
   readBuckets: (fileKeys: string[]) => Promise<SyncState[]>;
@@ -3718,7 +3716,7 @@ async function readCurrent(
   const created = prune && !absent("user_sync_created") && !absent("users")
     ? await tx.readCreated(specs.map((s) => s.username))
     : [];
-  return { users, state, unlocked, readBuckets, absentColumns, usersTable: !absent("users"), created };
+  return { users, unlocked, readBuckets, absentColumns, usersTable: !absent("users"), created };
 }
 
 /** Barycenter's well-known default account: created at its start when no user `admin` exists. */
