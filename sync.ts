@@ -5151,11 +5151,6 @@ export function argon2Pool(
   return candidates.reduce((least, c) => (c.threads <= least.threads ? c : least));
 }
 
-/** {@linkcode argon2Pool}'s thread count. */
-export function argon2Threads(): number {
-  return argon2Pool().threads;
-}
-
 /** A cgroup's CPU quota and memory limit: the smallest along its path, each with the file that set it. */
 export interface CgroupLimits {
   cpu?: { cores: number; file: string };

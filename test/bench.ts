@@ -17,14 +17,14 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
-import { argon2Threads, hashPassword } from "../sync.ts";
+import { argon2Pool, hashPassword } from "../sync.ts";
 import { makeLimitedGroup } from "./support/cgroup.ts";
 import { startPostgres } from "./support/postgres.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "user-sync-bench-"));
 const statementLog = join(work, "statements.log");
-const cores = argon2Threads();
+const cores = argon2Pool().threads;
 /** The cases to run, by number: all when none is given. */
 const only = process.argv.slice(2).map(Number);
 const runs = (n: number) => only.length === 0 || only.includes(n);
