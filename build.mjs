@@ -34,6 +34,9 @@ import { UserSchema, UsersFileSchema } from "./sync.ts";
 const root = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 
+/** Words an export of a built-in module cannot be named by in `export const NAME`. */
+const RESERVED_WORDS = new Set(["default", "delete", "new", "class", "function", "import", "export", "in", "of"]);
+
 /** Bundle size budget: an init container image should stay small. */
 const BUNDLE_BUDGET_BYTES = 150 * 1000;
 
@@ -121,8 +124,17 @@ const result = await esbuild.build({
             ? { path: args.path, external: true }
             : { path: args.path, namespace: "builtin" },
       );
+      // Each export a pure, lazy read of the required module, so that esbuild drops those never imported: a
+      // CommonJS module would be wrapped in esbuild's interop, which reads every property's descriptor at start,
+      // and node:util's lazy ones load its diff and colours (and with them stderr) for nothing.
       build.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
-        contents: `module.exports = require(${JSON.stringify(args.path)});`,
+        contents: [
+          `const builtin = require(${JSON.stringify(args.path)});`,
+          "export default builtin;",
+          ...Object.keys(require(args.path))
+            .filter((name) => /^[A-Za-z_$][\w$]*$/.test(name) && !RESERVED_WORDS.has(name))
+            .map((name) => `export const ${name} = /* @__PURE__ */ (() => builtin.${name})();`),
+        ].join("\n"),
         loader: "js",
       }));
     },
