@@ -26,24 +26,32 @@
  * @module
  */
 
-import { open, readdir, realpath, stat } from "node:fs/promises";
 import { Buffer } from "node:buffer";
 import {
+  close,
   constants,
   existsSync,
+  fstat,
+  fstatSync,
   type FSWatcher,
+  open,
+  read,
+  readdir,
   readdirSync,
   readFileSync,
+  realpath,
   realpathSync,
+  stat,
   type Stats,
   statSync,
   watch,
+  writeSync,
 } from "node:fs";
 import { availableParallelism } from "node:os";
 import process from "node:process";
 import { basename, dirname, join, resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
+import { parseArgs, promisify } from "node:util";
 import {
   argon2Hash,
   argon2HashRaw,
@@ -615,14 +623,14 @@ async function listUsersFiles(
   const problems: string[] = [];
   const seen = new Set<string>();
   const add = async (file: UsersFileRef) => {
-    const real = await realpath(file.path).catch(() => file.path);
+    const real = await fsRealpath(file.path).catch(() => file.path);
     if (seen.has(real)) return;
     seen.add(real);
     files.push(file);
   };
   for (const given of paths) {
     const path = resolvePath(workingDir, given);
-    const stats = await stat(path).catch(() => undefined);
+    const stats = await fsStat(path).catch(() => undefined);
     // Not there, or not a directory: reading it says what is wrong.
     if (!stats?.isDirectory()) {
       await add({ path, given });
@@ -630,7 +638,7 @@ async function listUsersFiles(
     }
     let names: string[];
     try {
-      names = await readdir(path);
+      names = await fsReaddir(path);
     } catch (error) {
       const reason = whyUnreadable(error, {
         missing: "directory not found",
@@ -644,7 +652,7 @@ async function listUsersFiles(
       .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
     let found = 0;
     for (const name of candidates) {
-      const entry = await stat(join(path, name)).catch(() => undefined);
+      const entry = await fsStat(join(path, name)).catch(() => undefined);
       if (!entry?.isFile()) continue;
       found++;
       await add({ path: join(path, name), given: join(given, name) });
@@ -744,9 +752,9 @@ function withoutTrailingNewline(text: string): string {
  */
 async function readAtMost(path: string, limit: number, regularOnly = false): Promise<Uint8Array> {
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; on a regular file it changes nothing.
-  const handle = await open(path, regularOnly ? constants.O_RDONLY | constants.O_NONBLOCK : "r");
+  const fd = await fsOpen(path, regularOnly ? constants.O_RDONLY | constants.O_NONBLOCK : "r");
   try {
-    const stats = regularOnly ? await handle.stat() : undefined;
+    const stats = regularOnly ? await fsFstat(fd) : undefined;
     if (stats?.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
     if (stats && !stats.isFile()) {
       throw Object.assign(new Error("not a regular file"), { code: "ENOTREG", kind: fileKind(stats) });
@@ -754,16 +762,31 @@ async function readAtMost(path: string, limit: number, regularOnly = false): Pro
     const chunks: Uint8Array[] = [];
     let total = 0;
     while (total < limit) {
-      const { bytesRead, buffer } = await handle.read(new Uint8Array(Math.min(1 << 20, limit - total)), 0);
+      const buffer = new Uint8Array(Math.min(1 << 20, limit - total));
+      const bytesRead = await fsRead(fd, buffer, 0, buffer.length, null);
       if (bytesRead === 0) break;
       chunks.push(buffer.subarray(0, bytesRead));
       total += bytesRead;
     }
     return Buffer.concat(chunks);
   } finally {
-    await handle.close();
+    await fsClose(fd);
   }
 }
+
+// node:fs's callback API as promises, not node:fs/promises: that module loads Node.js's streams, readline and file
+// watchers at every start (6 ms of a 130 ms run), for a file read that needs none of them. Asynchronous all the
+// same, so that a signal ends a read that waits on a FIFO.
+const fsOpen = promisify(open);
+const fsFstat = promisify(fstat);
+const fsRead = (fd: number, buffer: Uint8Array, offset: number, length: number, position: null) =>
+  new Promise<number>((resolve, reject) =>
+    read(fd, buffer, offset, length, position, (error, bytesRead) => error ? reject(error) : resolve(bytesRead))
+  );
+const fsClose = promisify(close);
+const fsStat = promisify(stat);
+const fsReaddir = promisify(readdir) as (path: string) => Promise<string[]>;
+const fsRealpath = promisify(realpath) as (path: string) => Promise<string>;
 
 /**
  * Parses JSON text. On a syntax error it reports line and column from its own
@@ -3226,12 +3249,12 @@ class SqliteStore implements Store {
    * so a signal is handled at once. The first lock found is logged.
    */
   async #untilUnlocked(statement: () => void, locked: () => string): Promise<void> {
-    const deadline = performance.now() + this.#options.waitSeconds * 1000;
+    const deadline = monotonicMs() + this.#options.waitSeconds * 1000;
     for (let attempt = 1;; attempt++) {
       try {
         return statement();
       } catch (error) {
-        if (!sqliteBusy(error) || performance.now() >= deadline) throw error;
+        if (!sqliteBusy(error) || monotonicMs() >= deadline) throw error;
         if (attempt === 1) this.#options.onRetry(locked());
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
@@ -3404,7 +3427,7 @@ class PostgresStore implements Store {
    * happened before the transaction begins, so a retry is safe.
    */
   async transaction<T>(work: (tx: StoreTransaction) => Promise<T>, mode: { readOnly: boolean }): Promise<T> {
-    const started = performance.now();
+    const started = monotonicMs();
     const deadline = started + this.#options.waitSeconds * 1000;
     for (let attempt = 1;; attempt++) {
       try {
@@ -3412,10 +3435,10 @@ class PostgresStore implements Store {
       } catch (error) {
         if (!(error instanceof ConnectError)) throw error;
         const reason = this.#redact(connectFailure(error.cause, this.#sslmode));
-        const remaining = deadline - performance.now();
+        const remaining = deadline - monotonicMs();
         const delay = Math.min(remaining, retryDelay(attempt));
         if (!isTransientConnectError(error.cause) || remaining <= 0) {
-          const seconds = ((performance.now() - started) / 1000).toFixed(1);
+          const seconds = ((monotonicMs() - started) / 1000).toFixed(1);
           const waited = attempt > 1
             ? ` after ${attempt} attempts in ${seconds} s (--wait ${this.#options.waitSeconds})`
             : "";
@@ -3870,7 +3893,7 @@ export interface Logger {
 /** How a logger writes: colour per stream (text only), and when the run started. */
 export interface LoggerOptions {
   color?: { stdout: boolean; stderr: boolean };
-  /** `performance.now()` at the start of the run: JSON lines carry `duration_ms` since then. */
+  /** `monotonicMs()` at the start of the run: JSON lines carry `duration_ms` since then. */
   started?: number;
 }
 
@@ -3912,7 +3935,7 @@ export function printable(text: string): string {
 
 /** A logger writing `format` to `output`: info to stdout, warnings and errors to stderr. */
 export function createLogger(format: "text" | "json", output: Output, options: LoggerOptions = {}): Logger {
-  const started = options.started ?? performance.now();
+  const started = options.started ?? monotonicMs();
   if (format === "json") {
     // JSON.stringify escapes C0 controls and lone surrogates but writes U+202E, U+2028, DEL and the like raw;
     // they only stand inside strings, where \uXXXX means the same, so the line parses to the same value.
@@ -3921,7 +3944,7 @@ export function createLogger(format: "text" | "json", output: Output, options: L
         time: new Date().toISOString(),
         level,
         msg,
-        duration_ms: Math.round(performance.now() - started),
+        duration_ms: Math.round(monotonicMs() - started),
         ...fields,
       }).replace(
         NON_PRINTABLE,
@@ -3969,7 +3992,7 @@ function createProgress(log: Logger, terminal: { write(text: string): void } | u
       let last = 0;
       return () => {
         done++;
-        const now = performance.now();
+        const now = monotonicMs();
         if (done < total && now - last < 100) return;
         last = now;
         terminal.write(`\r${label}: ${done}/${total}${done === total ? "\n" : ""}`);
@@ -3978,13 +4001,13 @@ function createProgress(log: Logger, terminal: { write(text: string): void } | u
     // A log gets a line at the start, then one per tenth done, at most one a second: a few lines, not thousands.
     const line = () => log.info(`${label}: ${done}/${total}`, { progress: label, done, total });
     line();
-    let last = performance.now();
+    let last = monotonicMs();
     let nextTenth = 1;
     return () => {
       done++;
       if (done * 10 < nextTenth * total) return;
       nextTenth = Math.floor((done * 10) / total) + 1;
-      const now = performance.now();
+      const now = monotonicMs();
       if (done === total || now - last >= 1000) {
         last = now;
         line();
@@ -4115,7 +4138,7 @@ function rowsText(rows: RowCounts | undefined, ended: boolean): string {
 
 /** Runs the tool with `args` and returns its exit status. */
 async function main(args: string[], env: Env, output: Output = processOutput): Promise<number> {
-  const started = performance.now();
+  const started = monotonicMs();
   let options: Options;
   try {
     options = parseOptions(args, env);
@@ -4139,16 +4162,19 @@ async function main(args: string[], env: Env, output: Output = processOutput): P
     output.stdout(`barycenter-user-sync ${VERSION}`);
     return EXIT.ok;
   }
-  const color = colorFor(env, { stdout: process.stdout.isTTY, stderr: process.stderr.isTTY });
+  const color = colorFor(env, { stdout: isTerminal(1), stderr: isTerminal(2) });
   const log = createLogger(options.logFormat, output, { color, started });
   try {
     workInInvocationDir(env);
   } catch (error) {
     return reportFailure(error, log);
   }
-  const pool = sizeThreadPool();
-  const concurrency = pool.threads;
-  if (options.command === "hash-password" || options.mode !== "validate") {
+  const validating = options.command !== "hash-password" && options.mode === "validate";
+  // Sized before the first file read, the thread pool's first use. A validation computes no Argon2: its pool is
+  // libuv's default, and the cgroup files are not read.
+  const pool = validating ? undefined : sizeThreadPool();
+  const concurrency = pool?.threads ?? 1;
+  if (!validating) {
     // Loaded now, before anything is read: a missing addon or Deno permission is said at once, not mid-transaction.
     try {
       await loadArgon2();
@@ -4302,7 +4328,7 @@ async function syncDatabase(
   (announce ?? announceDatabase)(database, store, log);
   signals.abortFirst(store);
   try {
-    const terminal = process.stderr.isTTY ? { write: (text: string) => process.stderr.write(text) } : undefined;
+    const terminal = isTerminal(2) ? { write: (text: string) => process.stderr.write(text) } : undefined;
     return await syncUsers(store, users, {
       dryRun: options.mode !== "sync",
       ...(options.prune ? { prune: { max: options.maxPrune } } : {}),
@@ -4779,9 +4805,50 @@ function sizeThreadPool(): Argon2Pool {
 }
 
 const processOutput: Output = {
-  stdout: (line) => process.stdout.write(line + "\n"),
-  stderr: (line) => process.stderr.write(line + "\n"),
+  stdout: lineWriter(1, () => process.stdout),
+  stderr: lineWriter(2, () => process.stderr),
 };
+
+/**
+ * Writes lines to `fd` with `writeSync`, not through `process.stdout`: creating that stream loads Node.js's streams,
+ * and for a pipe (a pod's log) its networking too, more start-up than the rest of a run that prints two lines.
+ * Where a write fails or would block (a non-blocking pipe), the rest of the line and every later one go to the
+ * stream, so that the order holds and such errors are what they always were.
+ */
+function lineWriter(fd: 1 | 2, stream: () => { write(text: Uint8Array): unknown }): (line: string) => void {
+  let streamed = false;
+  return (line) => {
+    let bytes = Buffer.from(line + "\n");
+    if (!streamed) {
+      let written = 0;
+      try {
+        while (written < bytes.length) written += writeSync(fd, bytes, written);
+        return;
+      } catch {
+        streamed = true;
+        bytes = bytes.subarray(written);
+      }
+    }
+    stream().write(bytes);
+  };
+}
+
+/**
+ * Whether `fd` is a terminal, asked of Node.js's stream (see {@linkcode lineWriter} for its cost) only where it
+ * could be one: a pipe, a file, a socket or `/dev/null` (a character device of major 1, memory) never is.
+ */
+function isTerminal(fd: 1 | 2): boolean {
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isCharacterDevice() || ((stats.rdev >> 8) & 0xfff) === 1) return false;
+  } catch { /* no such descriptor: the stream says what it says */ }
+  return (fd === 1 ? process.stdout : process.stderr).isTTY === true;
+}
+
+/** Milliseconds on a monotonic clock: `performance.now()`, without loading Node.js's perf_hooks (3 ms at start). */
+function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
 // #endregion
 
 // #region Helpers
