@@ -2163,7 +2163,7 @@ const DEFAULT_ARGON2_WORK: Argon2Work = { concurrency: 4, progress: noProgress }
 // The no-change fast path
 //
 // The sync keeps one row per users file in a table of its own. One Argon2id
-// computation (Barycenter's parameters) of the file's (username, password)
+// computation ({@linkcode STATE_KEY_OPTIONS}) of the file's (username, password)
 // pairs with a random salt gives a key, which is never stored: the row holds
 // the salt, a verifier of the key, and an HMAC under the key of a SHA-256
 // digest of those users' password_hash values as the last successful sync
@@ -2266,35 +2266,77 @@ export function passwordHashesDigest(hashes: { username: string; password_hash: 
 }
 
 /**
- * How `pairs_hash` begins: the key's derivation, Argon2id with Barycenter's
- * parameters. Not a PHC hash of anything (its last field is a verifier, not
- * Argon2's output), hence its own name. A row naming other parameters is no
- * state: a row can never make a sync compute a costlier Argon2 than Barycenter's.
+ * The Argon2id parameters a state's key is derived with: m=7168 KiB, t=5, p=1,
+ * which OWASP's password storage cheat sheet lists as giving the same defence
+ * as Barycenter's own m=19456, t=2 (a row, a one-user bucket's included, is no
+ * cheaper to attack offline than the `users` table beside it), in 7 MiB
+ * instead of 19. That one computation is what a no-change run holds at its
+ * peak: 12 MiB less of a pod's memory at every start.
  */
-export const STATE_KEY_PREFIX =
-  `$user-sync-key$argon2id$v=19$m=${ARGON2_OPTIONS.memoryCost},t=${ARGON2_OPTIONS.timeCost},` +
-  `p=${ARGON2_OPTIONS.parallelism}$`;
+export const STATE_KEY_OPTIONS = { ...ARGON2_OPTIONS, memoryCost: 7168, timeCost: 5 } as const;
+
+/** The parameters of a state's key: {@linkcode STATE_KEY_OPTIONS}, or those an earlier version sealed with. */
+type StateKeyOptions = { memoryCost: number; timeCost: number; parallelism: number };
+
+/** How `pairs_hash` begins for a key derived with `options`. */
+function stateKeyPrefix(options: StateKeyOptions): string {
+  return `$user-sync-key$argon2id$v=19$m=${options.memoryCost},t=${options.timeCost},p=${options.parallelism}$`;
+}
+
+/**
+ * How `pairs_hash` begins: the key's derivation. Not a PHC hash of anything
+ * (its last field is a verifier, not Argon2's output), hence its own name.
+ */
+export const STATE_KEY_PREFIX = stateKeyPrefix(STATE_KEY_OPTIONS);
+
+/**
+ * The parameters a row may name: this version's, and Barycenter's own, which
+ * versions before it sealed with (an upgraded pod keeps its fast path; such a
+ * row is resealed with this version's when its pairs change). A row naming
+ * any other is no state: a row can never make a sync compute a costlier
+ * Argon2 than Barycenter's.
+ */
+const OPENABLE_STATE_KEYS: StateKeyOptions[] = [STATE_KEY_OPTIONS, ARGON2_OPTIONS];
 
 /** The key the state is made with, derived from the file's passwords; never stored. */
 export interface PairsKey {
   salt: Buffer;
   key: Buffer;
+  /** What it was derived with: a state sealed with the key names these. */
+  options: StateKeyOptions;
 }
 
 /**
  * The state's key: the raw output of one Argon2id computation, with
- * Barycenter's parameters, of {@linkcode canonicalPairs} and `salt` (a new
- * random one by default). Only someone who knows every file password can
- * compute it.
+ * {@linkcode STATE_KEY_OPTIONS} by default, of {@linkcode canonicalPairs} and
+ * `salt` (a new random one by default). Only someone who knows every file
+ * password can compute it.
  */
-export async function pairsKey(specs: UserSpec[], salt: Buffer = randomBytes(16)): Promise<PairsKey> {
-  return { salt, key: await argon2HashRaw(canonicalPairs(specs), { ...ARGON2_OPTIONS, salt }) };
+export async function pairsKey(
+  specs: UserSpec[],
+  salt: Buffer = randomBytes(16),
+  options: StateKeyOptions = STATE_KEY_OPTIONS,
+): Promise<PairsKey> {
+  const { memoryCost, timeCost, parallelism } = options;
+  const derived = await argon2HashRaw(canonicalPairs(specs), {
+    ...ARGON2_OPTIONS,
+    memoryCost,
+    timeCost,
+    parallelism,
+    salt,
+  });
+  return { salt, key: derived, options };
 }
 
 /** {@linkcode pairsKey}, counted as one of the run's proofs. */
-function countedPairsKey(specs: UserSpec[], counts: Argon2Counts, salt?: Buffer): Promise<PairsKey> {
+function countedPairsKey(
+  specs: UserSpec[],
+  counts: Argon2Counts,
+  salt?: Buffer,
+  options?: StateKeyOptions,
+): Promise<PairsKey> {
   counts.proofs++;
-  return pairsKey(specs, salt);
+  return pairsKey(specs, salt, options);
 }
 
 /** HMAC-SHA256 under the pairs' key; the label keeps the verifier and the digests' HMACs apart. */
@@ -2313,7 +2355,7 @@ function bucketMac(key: Buffer, count: number, index: number, digest: string): B
  */
 export function sealState(
   fileKey: string,
-  { salt, key }: PairsKey,
+  { salt, key, options }: PairsKey,
   digest: string,
   now: number,
   bucketDigests?: string[],
@@ -2324,14 +2366,15 @@ export function sealState(
     : `;buckets:${bucketDigests.map((d, i) => bucketMac(key, bucketDigests.length, i, d).toString("hex")).join("")}`;
   return {
     file_key: fileKey,
-    pairs_hash: `${STATE_KEY_PREFIX}${base64(salt)}$${base64(stateMac(key, "verifier"))}`,
+    pairs_hash: `${stateKeyPrefix(options)}${base64(salt)}$${base64(stateMac(key, "verifier"))}`,
     hashes_digest: `hmac-sha256:${stateMac(key, "hashes_digest", digest).toString("hex")}${buckets}`,
     updated_at: now,
   };
 }
 
-/** A row opened: its salt, verifier and HMAC, and in a file's row the HMACs of its buckets' digests. */
+/** A row opened: its key's parameters, salt, verifier and HMAC, and in a file's row the HMACs of its buckets' digests. */
 interface OpenedState {
+  options: StateKeyOptions;
   salt: Buffer;
   verifier: Buffer;
   mac: Buffer;
@@ -2346,14 +2389,15 @@ interface OpenedState {
  */
 function openState(state: SyncState): OpenedState | undefined {
   const pairsHash = String(state.pairs_hash);
-  const key = pairsHash.startsWith(STATE_KEY_PREFIX)
-    ? /^([A-Za-z0-9+/]{22})\$([A-Za-z0-9+/]{43})$/.exec(pairsHash.slice(STATE_KEY_PREFIX.length))
-    : null;
+  const options = OPENABLE_STATE_KEYS.find((o) => pairsHash.startsWith(stateKeyPrefix(o)));
+  const key = options === undefined
+    ? null
+    : /^([A-Za-z0-9+/]{22})\$([A-Za-z0-9+/]{43})$/.exec(pairsHash.slice(stateKeyPrefix(options).length));
   const mac = /^hmac-sha256:([0-9a-f]{64})(?:;buckets:((?:[0-9a-f]{64})+))?$/.exec(String(state.hashes_digest));
-  if (key === null || mac === null) return undefined;
+  if (options === undefined || key === null || mac === null) return undefined;
   const [salt, verifier] = [key[1], key[2]].map((text) => Buffer.from(text, "base64"));
   const bucketMacs = mac[2]?.match(/.{64}/g)?.map((hex) => Buffer.from(hex, "hex"));
-  return { salt, verifier, mac: Buffer.from(mac[1], "hex"), ...(bucketMacs ? { bucketMacs } : {}) };
+  return { options, salt, verifier, mac: Buffer.from(mac[1], "hex"), ...(bucketMacs ? { bucketMacs } : {}) };
 }
 
 /** What the stored state shows about the file's passwords. */
@@ -2418,7 +2462,7 @@ async function unlockState(
 ): Promise<UnlockedState> {
   const sealed = state === undefined ? undefined : openState(state);
   if (sealed === undefined) return undefined;
-  const key = await countedPairsKey(specs, counts, sealed.salt);
+  const key = await countedPairsKey(specs, counts, sealed.salt, sealed.options);
   return timingSafeEqual(stateMac(key.key, "verifier"), sealed.verifier) ? { sealed, key } : undefined;
 }
 
@@ -3699,8 +3743,8 @@ export async function syncUsers(
     if (prune !== undefined) plan = planPrune(plan, specs, current.created, prune.max);
     if (!dryRun) {
       const written = await hashPlannedUsers(plan.users, work);
-      // Sealed before any write: its Argon2 work (19 MiB a computation in flight) then never adds to what
-      // sending the rows holds, which keeps a first sync of 10,000 users about 7 MiB lower at its peak.
+      // Sealed before any write: its Argon2 work (7 MiB a computation in flight) then never adds to what
+      // sending the rows holds.
       const state = await sealedState(present, current, passwords, written, now, work);
       const rows = await applyPlan(tx, plan, written);
       if (state !== undefined) {
@@ -3718,8 +3762,8 @@ export async function syncUsers(
  * Takes the lock, creates missing tables (not in a dry run, which creates
  * nothing and reads what exists), and reads the state, then the listed users.
  * The state is opened ({@linkcode unlockState}, one Argon2) before the users
- * are read: its 19 MiB are then freed before every stored row is held, which
- * keeps a no-change re-sync of 10,000 users about 10 MiB lower at its peak.
+ * are read: its 7 MiB are then freed before every stored row is held, which
+ * keeps a no-change re-sync's peak the larger of the two, not their sum.
  */
 async function readCurrent(
   tx: StoreTransaction,

@@ -131,6 +131,41 @@ for (const backend of backends) {
       assert.notEqual(sealState(String(state.file_key), oneWrong, digest, 0).pairs_hash, state.pairs_hash);
       assert.ok(!JSON.stringify(state).includes("passphrase"));
     });
+
+    test("the state's key is Argon2id at m=7168,t=5 (7 MiB); a row an earlier version sealed at m=19456,t=2 still proves, until a password changes", async (t) => {
+      const db = await database(t);
+      await sync(db, [alice, bob]);
+      const [state] = await db.query("SELECT * FROM user_sync_state");
+      assert.ok(
+        String(state.pairs_hash).startsWith("$user-sync-key$argon2id$v=19$m=7168,t=5,p=1$"),
+        String(state.pairs_hash),
+      );
+
+      // The row as the version before this one sealed it: the same, with a key derived with Barycenter's parameters.
+      const rows = (await usersRows(db)).map((r) => ({
+        username: String(r.username),
+        password_hash: String(r.password_hash),
+      }));
+      const barycenters = { memoryCost: 19456, timeCost: 2, parallelism: 1 };
+      const legacyKey = await pairsKey(validateUsers([alice, bob]), Buffer.alloc(16, 7), barycenters);
+      const legacy = sealState(String(state.file_key), legacyKey, passwordHashesDigest(rows), 1);
+      assert.ok(legacy.pairs_hash.startsWith("$user-sync-key$argon2id$v=19$m=19456,t=2,p=1$"));
+      await db.query(
+        `UPDATE user_sync_state SET pairs_hash = '${legacy.pairs_hash}', hashes_digest = '${legacy.hashes_digest}'`,
+      );
+      const upgraded = await sync(db, [alice, bob]);
+      assert.equal(upgraded.summary.fast_path, true, "an upgrade keeps the fast path");
+      assert.equal(upgraded.summary.proofs, 1);
+      assert.equal(upgraded.summary.verified, 0);
+      const [kept] = await db.query("SELECT pairs_hash FROM user_sync_state");
+      assert.equal(kept.pairs_hash, legacy.pairs_hash, "a proven row is left as it is");
+
+      const changed = await sync(db, [alice, { ...bob, password: "bob-new-passphrase" }]);
+      assert.deepEqual(changed.users.map((u) => [u.user, u.changes]), [["bob", ["password"]]]);
+      const [resealed] = await db.query("SELECT pairs_hash FROM user_sync_state");
+      assert.ok(String(resealed.pairs_hash).startsWith(STATE_KEY_PREFIX), String(resealed.pairs_hash));
+      assert.equal(STATE_KEY_PREFIX, "$user-sync-key$argon2id$v=19$m=7168,t=5,p=1$");
+    });
   });
 }
 
