@@ -1056,7 +1056,9 @@ const codePoints = (s: string) => {
  */
 function maxCodePoints(max: number, message = `must be at most ${max} characters`) {
   return [
-    v.check((s: string) => codePoints(s) <= max, message),
+    // A string has no more code points than UTF-16 units: only a longer one is counted (with an iterator, which
+    // in a cold loop over every user's fields is an allocation per character).
+    v.check((s: string) => s.length <= max || codePoints(s) <= max, message),
     v.metadata<string, { maxLength: number }>({ maxLength: max }),
   ] as const;
 }
@@ -5001,9 +5003,9 @@ export function scanJson(text: string): {
       const k = keys++;
       keyFrom[k] = i + 1;
       keyTo[k] = end - 1;
-      let escaped = false;
-      for (let at = i + 1; at < end - 1 && !escaped; at++) escaped = text.charCodeAt(at) === 0x5c;
-      keyValue[k] = escaped ? JSON.parse(text.slice(i, end)) as string : undefined;
+      // A valid key that is not plain holds an escape (see PLAIN_STRING_REST).
+      PLAIN_STRING_REST.lastIndex = i + 1;
+      keyValue[k] = PLAIN_STRING_REST.test(text) ? undefined : JSON.parse(text.slice(i, end)) as string;
       const top = depth - 1;
       const first = position[top];
       let twice = false;
@@ -5105,7 +5107,17 @@ function exactDecimal(text: string): string | undefined {
   return `${sign}${digits.slice(0, end)}e${Number(exponent) - fraction.length + digits.length - end}`;
 }
 
+/**
+ * The rest of a string, its closing quote included, when it holds no escape and no control character: the
+ * common case, matched by the regular expression engine instead of a loop over every character in cold code.
+ */
+// deno-lint-ignore no-control-regex -- control characters end the plain case.
+const PLAIN_STRING_REST = /[^"\\\u0000-\u001f]*"/y;
+
 function scanString(text: string, start: number): number | { offset: number; reason: string } {
+  PLAIN_STRING_REST.lastIndex = start + 1;
+  if (PLAIN_STRING_REST.test(text)) return PLAIN_STRING_REST.lastIndex;
+  // An escape, a control character or no end: character by character, for its place and reason.
   let i = start + 1;
   while (i < text.length) {
     const c = text.charCodeAt(i);
