@@ -27,29 +27,46 @@ describe("start-up of the bundle", () => {
     execFileSync(process.execPath, [join(root, "build.mjs"), "--outdir", out], { encoding: "utf8" });
   });
 
-  /** Runs the bundle as the image does; its exit status and the built-in modules Node.js loaded. */
-  function loadedBy(args: string[]): { code: number | null; modules: string[] } {
+  /**
+   * Runs the bundle as the image does; its exit status, the built-in modules Node.js loaded and, with `piped`
+   * (as a pod's log is), what it printed.
+   */
+  function loadedBy(args: string[], piped = false): { code: number | null; modules: string[]; printed: string } {
     const list = join(out, `modules-${Math.random().toString(36).slice(2)}.txt`);
     const preload = join(out, "module-list.mjs");
     writeFileSync(
       preload,
-      `import { writeFileSync } from "node:fs";
+      // Not an ES module import of node:fs, which would load what its lazy exports load (its streams, its promises).
+      `const { writeFileSync } = process.getBuiltinModule("node:fs");
 process.on("exit", () => writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));\n`,
     );
-    // Output to a file: standard output or error on a pipe is a socket, for which Node.js loads node:net itself.
-    const output = openSync(join(out, "output.txt"), "w");
+    // Else output to a file: the preload's own writes would not tell a pipe apart.
+    const output = piped ? "pipe" : openSync(join(out, "output.txt"), "w");
     const result = spawnSync(process.execPath, [...imageFlags, "--import", preload, join(out, "sync.mjs"), ...args], {
       env: { PATH: process.env.PATH ?? "" },
       stdio: ["ignore", output, output],
+      encoding: "utf8",
     });
-    closeSync(output);
-    return { code: result.status, modules: readFileSync(list, "utf8").split("\n") };
+    if (typeof output === "number") closeSync(output);
+    const printed = piped ? `${result.stdout}${result.stderr}` : readFileSync(join(out, "output.txt"), "utf8");
+    return { code: result.status, modules: readFileSync(list, "utf8").split("\n"), printed };
   }
 
   test("--validate loads neither the PostgreSQL driver's node:net and node:tls nor node:crypto", () => {
     const { code, modules } = loadedBy(["--validate", "--file", usersFile([{ username: "a", password: "a-pass" }])]);
     assert.equal(code, 0);
     for (const name of ["net", "tls", "crypto"]) {
+      assert.ok(!modules.includes(`NativeModule ${name}`), `${name} was loaded: ${modules.join(", ")}`);
+    }
+  });
+
+  test("--validate printing to a pipe loads no stream, node:net, node:fs/promises nor perf_hooks", () => {
+    const users = usersFile([{ username: "a", password: "a-pass" }]);
+    const { code, modules, printed } = loadedBy(["--validate", "--file", users], true);
+    assert.equal(code, 0);
+    assert.match(printed, /: 1 user, valid\n$/);
+    // A stream for standard output (a socket, for a pipe) would load these; so would the promises API of node:fs.
+    for (const name of ["stream", "net", "fs/promises", "perf_hooks", "internal/readline/interface"]) {
       assert.ok(!modules.includes(`NativeModule ${name}`), `${name} was loaded: ${modules.join(", ")}`);
     }
   });
