@@ -4870,7 +4870,7 @@ const processOutput: Output = {
  * Where a write fails or would block (a non-blocking pipe), the rest of the line and every later one go to the
  * stream, so that the order holds and such errors are what they always were.
  */
-function lineWriter(fd: 1 | 2, stream: () => { write(text: Uint8Array): unknown }): (line: string) => void {
+export function lineWriter(fd: number, stream: () => { write(text: Uint8Array): unknown }): (line: string) => void {
   let streamed = false;
   return (line) => {
     let bytes = Buffer.from(line + "\n");

@@ -6,11 +6,13 @@
 
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { lineWriter } from "../sync.ts";
 import { usersFile } from "./support/helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -80,6 +82,49 @@ process.on("exit", () => writeFileSync(${JSON.stringify(list)}, process.moduleLo
     for (const name of ["net", "tls"]) {
       assert.ok(!modules.includes(`NativeModule ${name}`), `${name} was loaded: ${modules.join(", ")}`);
     }
+  });
+});
+
+describe("lines written with writeSync, not through process.stdout", () => {
+  test("on a non-blocking pipe that fills, the rest of the line and every later one go to the stream, in order", async () => {
+    const fifo = join(mkdtempSync(join(tmpdir(), "user-sync-pipe-")), "log");
+    execFileSync("mkfifo", [fifo]);
+    // A log pipe opened non-blocking, as a parent may share it, filled by a slow reader to all but one of its 16
+    // pages (Linux's 64 KiB): the first line, longer than that, is written in part, then the pipe is full.
+    const fd = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    let filler = 0;
+    for (let page = 0; page < 15; page++) filler += writeSync(fd, Buffer.alloc(4096, "."));
+    const readEnd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const reader = new Socket({ fd: readEnd, readable: true });
+    reader.pause();
+    const lines = ["L".repeat(20_000), ...Array.from({ length: 50 }, (_, i) => `line ${i}`)];
+    const expected = ".".repeat(filler) + lines.map((line) => `${line}\n`).join("");
+    let received = "";
+    const all = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${received.length} of ${expected.length} bytes arrived`)),
+        10_000,
+      );
+      reader.setEncoding("utf8").on("data", (data: string) => {
+        received += data;
+        if (received.length >= expected.length) resolve(clearTimeout(timer));
+      });
+    });
+    // What process.stdout is for a pipe: a stream on the same descriptor, which waits until the pipe has room.
+    const stream = new Socket({ fd, readable: false });
+    const write = lineWriter(fd, () => stream);
+    write(lines[0]);
+    // The reader takes 16 KiB: there is room again, but the rest of the first line still waits in the stream.
+    const early = Buffer.alloc(16_384);
+    received = early.subarray(0, readSync(readEnd, early)).toString();
+    for (const line of lines.slice(1)) write(line);
+    reader.resume();
+    await all.finally(() => {
+      stream.destroy();
+      reader.destroy();
+    });
+    assert.equal(received.length, expected.length);
+    assert.ok(received === expected, "the lines arrived changed or out of order");
   });
 });
 
