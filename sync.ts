@@ -35,6 +35,7 @@ import {
   fstatSync,
   type FSWatcher,
   open,
+  openSync,
   read,
   readdir,
   readdirSync,
@@ -4867,25 +4868,47 @@ const processOutput: Output = {
 /**
  * Writes lines to `fd` with `writeSync`, not through `process.stdout`: creating that stream loads Node.js's streams,
  * and for a pipe (a pod's log) its networking too, more start-up than the rest of a run that prints two lines.
- * Where a write fails or would block (a non-blocking pipe), the rest of the line and every later one go to the
- * stream, so that the order holds and such errors are what they always were.
+ * Never so that the thread waits on a reader, which would keep a signal from being handled: a pipe is written
+ * through a non-blocking descriptor ({@linkcode nonBlockingWriter}). Where a write fails or would block, the rest
+ * of the line and every later one go to the stream, which queues them, so that the order holds and such errors
+ * are what they always were.
  */
 export function lineWriter(fd: number, stream: () => { write(text: Uint8Array): unknown }): (line: string) => void {
-  let streamed = false;
+  let direct: number | undefined;
+  let decided = false;
   return (line) => {
     let bytes = Buffer.from(line + "\n");
-    if (!streamed) {
+    if (!decided) {
+      decided = true;
+      direct = nonBlockingWriter(fd);
+    }
+    if (direct !== undefined) {
       let written = 0;
       try {
-        while (written < bytes.length) written += writeSync(fd, bytes, written);
+        while (written < bytes.length) written += writeSync(direct, bytes, written);
         return;
       } catch {
-        streamed = true;
+        direct = undefined;
         bytes = bytes.subarray(written);
       }
     }
     stream().write(bytes);
   };
+}
+
+/**
+ * Where `fd`'s lines can be written without waiting on a reader: `fd` itself for a file or a character device
+ * (`/dev/null`; a terminal's stream waits as well); for a pipe, a non-blocking descriptor of the same pipe, of its
+ * own (opened through `/proc/self/fd`, so that `fd`'s flags, which the parent shares, stay as they are). Undefined
+ * for anything else (a socket), or where that open fails (no `/proc`, a Deno permission): the stream, then.
+ */
+function nonBlockingWriter(fd: number): number | undefined {
+  try {
+    const stats = fstatSync(fd);
+    if (stats.isFile() || stats.isCharacterDevice()) return fd;
+    if (stats.isFIFO()) return openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_NONBLOCK);
+  } catch { /* the stream */ }
+  return undefined;
 }
 
 /**

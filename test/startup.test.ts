@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { lineWriter } from "../sync.ts";
-import { usersFile } from "./support/helpers.ts";
+import { SYNC, usersFile } from "./support/helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -42,15 +42,24 @@ describe("start-up of the bundle", () => {
       `const { writeFileSync } = process.getBuiltinModule("node:fs");
 process.on("exit", () => writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join("\\n")));\n`,
     );
-    // Else output to a file: the preload's own writes would not tell a pipe apart.
-    const output = piped ? "pipe" : openSync(join(out, "output.txt"), "w");
-    const result = spawnSync(process.execPath, [...imageFlags, "--import", preload, join(out, "sync.mjs"), ...args], {
+    const command = [process.execPath, ...imageFlags, "--import", preload, join(out, "sync.mjs"), ...args];
+    if (piped) {
+      // A pipe as a shell (or a container runtime's FIFO) makes one, not Node.js's "pipe", which is a socket.
+      const result = spawnSync("/bin/sh", ["-c", '"$@" 2>&1 | cat', "sh", ...command], {
+        env: { PATH: process.env.PATH ?? "" },
+        stdio: ["ignore", "pipe", "inherit"],
+        encoding: "utf8",
+      });
+      return { code: result.status, modules: readFileSync(list, "utf8").split("\n"), printed: result.stdout };
+    }
+    const output = openSync(join(out, "output.txt"), "w");
+    const result = spawnSync(command[0], command.slice(1), {
       env: { PATH: process.env.PATH ?? "" },
       stdio: ["ignore", output, output],
       encoding: "utf8",
     });
-    if (typeof output === "number") closeSync(output);
-    const printed = piped ? `${result.stdout}${result.stderr}` : readFileSync(join(out, "output.txt"), "utf8");
+    closeSync(output);
+    const printed = readFileSync(join(out, "output.txt"), "utf8");
     return { code: result.status, modules: readFileSync(list, "utf8").split("\n"), printed };
   }
 
@@ -125,6 +134,54 @@ describe("lines written with writeSync, not through process.stdout", () => {
     });
     assert.equal(received.length, expected.length);
     assert.ok(received === expected, "the lines arrived changed or out of order");
+  });
+});
+
+describe("a log reader that stops reading", () => {
+  test("does not keep SIGTERM from ending the run at once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-stalled-"));
+    const fifo = join(dir, "log");
+    execFileSync("mkfifo", [fifo]);
+    // Standard output: a pipe whose reader has stopped, full before the run writes its first line.
+    const log = openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK);
+    try {
+      for (;;) writeSync(log, Buffer.alloc(4096, "."));
+    } catch (error) {
+      assert.equal((error as { code?: string }).code, "EAGAIN");
+    }
+    // requires_2fa before Barycenter added its column: a warning (standard error) after the user lines (output).
+    const users = Array.from({ length: 300 }, (_, i) => ({ username: `user${i}`, password_hash: HASH }));
+    const file = usersFile([{ ...users[0], requires_2fa: true }, ...users.slice(1)]);
+    const child = spawn(process.execPath, [SYNC, "--file", file, "--database-url", `sqlite://${dir}/u.db?mode=rwc`], {
+      env: { PATH: process.env.PATH ?? "" },
+      stdio: ["ignore", log, "pipe"],
+    });
+    closeSync(log);
+    let stderr = "";
+    const ended = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once("close", (code, signal) => resolve({ code, signal }))
+    );
+    const warned = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no warning within 30 s; standard error:\n${stderr}`)), 30_000);
+      child.stderr!.setEncoding("utf8").on("data", (data: string) => {
+        stderr += data;
+        if (/requires_2fa not applied/.test(stderr)) resolve(clearTimeout(timer));
+      });
+    });
+    try {
+      await warned;
+      const sent = performance.now();
+      child.kill("SIGTERM");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const overdue = new Promise<"overdue">((resolve) => (timer = setTimeout(resolve, 5000, "overdue")));
+      const outcome = await Promise.race([ended, overdue]);
+      clearTimeout(timer);
+      assert.notEqual(outcome, "overdue", "still running 5 s after SIGTERM");
+      const ms = performance.now() - sent;
+      assert.ok(ms < 2000, `ended ${Math.round(ms)} ms after SIGTERM`);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 });
 
