@@ -113,8 +113,8 @@ const result = await esbuild.build({
     },
   }, {
     // An ES module import of a built-in module reads every export of it at start, and some of those are getters that
-    // load more (node:fs's ReadStream loads the streams, node:util's its types): a CommonJS require() reads none of
-    // them until used.
+    // load more (node:fs's ReadStream loads the streams, node:util's its types and diff): the bundle require()s each
+    // built-in and reads only the exports it imports.
     name: "builtins-required",
     setup(build) {
       build.onResolve(
@@ -124,9 +124,9 @@ const result = await esbuild.build({
             ? { path: args.path, external: true }
             : { path: args.path, namespace: "builtin" },
       );
-      // Each export a pure, lazy read of the required module, so that esbuild drops those never imported: a
-      // CommonJS module would be wrapped in esbuild's interop, which reads every property's descriptor at start,
-      // and node:util's lazy ones load its diff and colours (and with them stderr) for nothing.
+      // Each export a pure read of the required module, so that esbuild drops those never imported (the others are
+      // read once, at start): a CommonJS module would be wrapped in esbuild's interop, which reads every property's
+      // descriptor at start, and node:util's lazy ones load its diff and colours (and with them stderr) for nothing.
       build.onLoad({ filter: /.*/, namespace: "builtin" }, (args) => ({
         contents: [
           `const builtin = require(${JSON.stringify(args.path)});`,

@@ -787,7 +787,8 @@ const fsRead = (fd: number, buffer: Uint8Array, offset: number, length: number, 
 const fsClose = promisify(close);
 const fsStat = promisify(stat);
 const fsReaddir = promisify(readdir) as (path: string) => Promise<string[]>;
-const fsRealpath = promisify(realpath) as (path: string) => Promise<string>;
+// The system's realpath, as node:fs/promises' is, so that a file reached twice is recognised as it always was.
+const fsRealpath = promisify(realpath.native) as (path: string) => Promise<string>;
 
 /**
  * Parses JSON text. On a syntax error it reports line and column from its own
@@ -1417,12 +1418,17 @@ export function validateUsers(data: unknown): UserSpec[] {
   // User by user, and the users returned are the parsed objects themselves: the schema transforms nothing, so its
   // output is a copy, and one kept for the whole list would outlive the young generation and be copied out of it
   // (at 10,000 users, 12 ms of a no-change run's garbage collection).
+  // A user the schema refuses fails the file even where its issues are all left to userProblems' words.
+  let refused = false;
   for (let index = 0; index < list.length; index++) {
     const result = v.safeParse(UserSchema, list[index]);
-    if (!result.success) problems.push(...schemaProblems(result.issues, index));
+    if (!result.success) {
+      refused = true;
+      problems.push(...schemaProblems(result.issues, index));
+    }
   }
   problems.push(...userProblems(list));
-  if (problems.length > 0) throw invalidUsers(problems);
+  if (problems.length > 0 || refused) throw invalidUsers(problems);
   return list as UserSpec[];
 }
 
@@ -2211,7 +2217,7 @@ const DEFAULT_ARGON2_WORK: Argon2Work = { concurrency: 4, progress: noProgress }
 export interface SyncState {
   /** SHA-256 of the sorted usernames: one state per users file (or bucket), not per database. */
   file_key: string;
-  /** The salt and the verifier of {@linkcode pairsKey}, after {@linkcode STATE_KEY_PREFIX}. */
+  /** The salt and the verifier of {@linkcode pairsKey}, after the prefix of its parameters ({@linkcode stateKeyPrefix}). */
   pairs_hash: string;
   /**
    * `hmac-sha256:` and, in hex, the HMAC under that key of {@linkcode passwordHashesDigest} after the last sync;
@@ -2269,17 +2275,31 @@ export function passwordHashesDigest(hashes: { username: string; password_hash: 
 }
 
 /**
- * The Argon2id parameters a state's key is derived with: m=7168 KiB, t=5, p=1,
- * which OWASP's password storage cheat sheet lists as giving the same defence
- * as Barycenter's own m=19456, t=2 (a row, a one-user bucket's included, is no
- * cheaper to attack offline than the `users` table beside it), in 7 MiB
- * instead of 19. That one computation is what a no-change run holds at its
- * peak: 12 MiB less of a pod's memory at every start.
+ * The Argon2id parameters a state's key over two or more passwords is derived
+ * with: m=7168 KiB, t=5, p=1, which OWASP's password storage cheat sheet rates
+ * as equivalent to Barycenter's own m=19456, t=2, in 7 MiB instead of 19. That
+ * one computation is what a no-change run holds at its peak: 12 MiB less of a
+ * pod's memory at every start. Per guess it is a little less work (m × t 8 %
+ * lower) and, on memory-bound hardware, cheaper still; but a guess at such a
+ * row must get every one of its passwords right at once, which puts it far
+ * beyond a single stored hash. A key over one password, which a guess could
+ * find alone, keeps Barycenter's parameters ({@linkcode SINGLE_PASSWORD_KEY}).
  */
 export const STATE_KEY_OPTIONS = { ...ARGON2_OPTIONS, memoryCost: 7168, timeCost: 5 } as const;
 
-/** The parameters of a state's key: {@linkcode STATE_KEY_OPTIONS}, or those an earlier version sealed with. */
+/**
+ * Barycenter's own parameters, written out (not taken from {@linkcode ARGON2_OPTIONS}, so that rows sealed
+ * with them open whatever that becomes): a key over one password, and every row versions before this one sealed.
+ */
+const SINGLE_PASSWORD_KEY = { memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
+
+/** The parameters of a state's key: {@linkcode STATE_KEY_OPTIONS} or {@linkcode SINGLE_PASSWORD_KEY}. */
 type StateKeyOptions = { memoryCost: number; timeCost: number; parallelism: number };
+
+/** What a new key over the file passwords of `specs` is derived with: see {@linkcode STATE_KEY_OPTIONS}. */
+function stateKeyOptionsFor(specs: UserSpec[]): StateKeyOptions {
+  return withFilePassword(specs).length > 1 ? STATE_KEY_OPTIONS : SINGLE_PASSWORD_KEY;
+}
 
 /** How `pairs_hash` begins for a key derived with `options`. */
 function stateKeyPrefix(options: StateKeyOptions): string {
@@ -2287,19 +2307,20 @@ function stateKeyPrefix(options: StateKeyOptions): string {
 }
 
 /**
- * How `pairs_hash` begins: the key's derivation. Not a PHC hash of anything
+ * How `pairs_hash` begins, for a key over two or more passwords: the key's derivation. Not a PHC hash of anything
  * (its last field is a verifier, not Argon2's output), hence its own name.
  */
 export const STATE_KEY_PREFIX = stateKeyPrefix(STATE_KEY_OPTIONS);
 
 /**
- * The parameters a row may name: this version's, and Barycenter's own, which
- * versions before it sealed with (an upgraded pod keeps its fast path; such a
- * row is resealed with this version's when its pairs change). A row naming
- * any other is no state: a row can never make a sync compute a costlier
- * Argon2 than Barycenter's.
+ * The parameters a row may name: this version's two. Every row versions before
+ * it sealed names Barycenter's own, so an upgraded pod keeps its fast path; such
+ * a row over several passwords is resealed with {@linkcode STATE_KEY_OPTIONS}
+ * when its pairs change, and until then its no-change run holds 19 MiB, not 7.
+ * A row naming any other parameters is no state: a row can never make a sync
+ * compute a costlier Argon2 than Barycenter's.
  */
-const OPENABLE_STATE_KEYS: StateKeyOptions[] = [STATE_KEY_OPTIONS, ARGON2_OPTIONS];
+const OPENABLE_STATE_KEYS: StateKeyOptions[] = [STATE_KEY_OPTIONS, SINGLE_PASSWORD_KEY];
 
 /** The key the state is made with, derived from the file's passwords; never stored. */
 export interface PairsKey {
@@ -2310,15 +2331,15 @@ export interface PairsKey {
 }
 
 /**
- * The state's key: the raw output of one Argon2id computation, with
- * {@linkcode STATE_KEY_OPTIONS} by default, of {@linkcode canonicalPairs} and
- * `salt` (a new random one by default). Only someone who knows every file
- * password can compute it.
+ * The state's key: the raw output of one Argon2id computation (by default with
+ * the parameters {@linkcode stateKeyOptionsFor} gives) of
+ * {@linkcode canonicalPairs} and `salt` (a new random one by default). Only
+ * someone who knows every file password can compute it.
  */
 export async function pairsKey(
   specs: UserSpec[],
   salt: Buffer = randomBytes(16),
-  options: StateKeyOptions = STATE_KEY_OPTIONS,
+  options: StateKeyOptions = stateKeyOptionsFor(specs),
 ): Promise<PairsKey> {
   const { memoryCost, timeCost, parallelism } = options;
   const derived = await argon2HashRaw(canonicalPairs(specs), {
@@ -2385,8 +2406,9 @@ interface OpenedState {
 }
 
 /**
- * The salt, verifier and HMACs of a row in this version's format (or the
- * previous one, which had no buckets). Any other row (the first version's
+ * The key parameters, salt, verifier and HMACs of a row in this version's
+ * format, with either of {@linkcode OPENABLE_STATE_KEYS} (or in the format
+ * before, which had no buckets). Any other row (the first version's
  * Argon2id PHC hash and plain digest, or anything edited into the table) is
  * no state: a slower run, never an error.
  */
@@ -3949,7 +3971,7 @@ export interface Logger {
 /** How a logger writes: colour per stream (text only), and when the run started. */
 export interface LoggerOptions {
   color?: { stdout: boolean; stderr: boolean };
-  /** `monotonicMs()` at the start of the run: JSON lines carry `duration_ms` since then. */
+  /** Milliseconds on `process.hrtime`'s clock at the start of the run: JSON lines carry `duration_ms` since then. */
   started?: number;
 }
 

@@ -132,6 +132,15 @@ for (const backend of backends) {
       assert.ok(!JSON.stringify(state).includes("passphrase"));
     });
 
+    test("a state over one password keeps Barycenter's m=19456,t=2: a guess at it is no cheaper than at the user's hash", async (t) => {
+      const db = await database(t);
+      await sync(db, [alice]);
+      const [state] = await db.query("SELECT pairs_hash FROM user_sync_state");
+      assert.ok(String(state.pairs_hash).startsWith("$user-sync-key$argon2id$v=19$m=19456,t=2,p=1$"));
+      const again = await sync(db, [alice]);
+      assert.equal(again.summary.fast_path, true);
+    });
+
     test("the state's key is Argon2id at m=7168,t=5 (7 MiB); a row an earlier version sealed at m=19456,t=2 still proves, until a password changes", async (t) => {
       const db = await database(t);
       await sync(db, [alice, bob]);
