@@ -5048,9 +5048,9 @@ export function scanJson(text: string): {
       const k = keys++;
       keyFrom[k] = i + 1;
       keyTo[k] = end - 1;
-      // A valid key that is not plain holds an escape (see PLAIN_STRING_REST).
-      PLAIN_STRING_REST.lastIndex = i + 1;
-      keyValue[k] = PLAIN_STRING_REST.test(text) ? undefined : JSON.parse(text.slice(i, end)) as string;
+      // scanString has just matched PLAIN_STRING_REST up to the end (its text is its value) or failed to (it holds
+      // an escape): no second match needed.
+      keyValue[k] = PLAIN_STRING_REST.lastIndex === end ? undefined : JSON.parse(text.slice(i, end)) as string;
       const top = depth - 1;
       const first = position[top];
       let twice = false;
