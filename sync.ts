@@ -4748,9 +4748,10 @@ async function hashPasswordCommand(
 }
 
 /**
- * From now until `stop`, SIGTERM (a pod being deleted) or SIGINT ends the
- * process within a moment with 128 + the signal's number, whatever the run is
- * doing: reading a file, connecting, waiting for a lock, hashing, writing;
+ * From now on, SIGTERM (a pod being deleted) or SIGINT ends the process
+ * within a moment with 128 + the signal's number, whatever the run is doing:
+ * reading a file, connecting, waiting for a lock, hashing, writing, and after
+ * `stop` (the run over) still writing its output, silently then;
  * except while a `whenIdle` function is set (a watcher between syncs), which
  * is called instead, for the run to end with status 0.
  * The store given to `abortFirst` is aborted first, and the line printed says
@@ -4764,8 +4765,12 @@ function exitOnSignal(log: Logger): {
   let store: Store | undefined;
   let idle: (() => void) | undefined;
   let stopping = false;
-  const handlers = (["SIGTERM", "SIGINT"] as const).map((signal) => {
-    const handler = async () => {
+  let over = false;
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.on(signal, async () => {
+      // The run is over and only its output is left to write (to a reader that may have stopped): end now. The
+      // handler stays installed to the end, as removing it could drop a signal that Node.js had already caught.
+      if (over) exitNow(signal === "SIGTERM" ? 143 : 130);
       if (stopping) return;
       stopping = true;
       if (idle) {
@@ -4780,14 +4785,12 @@ function exitOnSignal(log: Logger): {
       } finally {
         exitNow(signal === "SIGTERM" ? 143 : 130);
       }
-    };
-    process.on(signal, handler);
-    return () => process.off(signal, handler);
-  });
+    });
+  }
   return {
     abortFirst: (s) => (store = s),
     whenIdle: (stop) => (idle = stop),
-    stop: () => handlers.forEach((remove) => remove()),
+    stop: () => (over = true),
   };
 }
 
