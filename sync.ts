@@ -755,21 +755,27 @@ async function readAtMost(path: string, limit: number, regularOnly = false): Pro
   // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer; on a regular file it changes nothing.
   const fd = await fsOpen(path, regularOnly ? constants.O_RDONLY | constants.O_NONBLOCK : "r");
   try {
-    const stats = regularOnly ? await fsFstat(fd) : undefined;
-    if (stats?.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
-    if (stats && !stats.isFile()) {
+    const stats = await fsFstat(fd);
+    if (regularOnly && stats.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    if (regularOnly && !stats.isFile()) {
       throw Object.assign(new Error("not a regular file"), { code: "ENOTREG", kind: fileKind(stats) });
     }
-    const chunks: Uint8Array[] = [];
+    // A regular file is read into one buffer of its size, and a byte more to see that it has grown: chunks
+    // concatenated would copy every byte once more, into memory the process touches for the first time (a page
+    // fault each 4 KiB). A pipe, a file that reports no size (/proc), or one still being written grows the buffer.
+    let buffer = new Uint8Array(Math.min(limit, stats.isFile() && stats.size > 0 ? stats.size + 1 : 1 << 16));
     let total = 0;
     while (total < limit) {
-      const buffer = new Uint8Array(Math.min(1 << 20, limit - total));
-      const bytesRead = await fsRead(fd, buffer, 0, buffer.length, null);
+      if (total === buffer.length) {
+        const larger = new Uint8Array(Math.min(limit, buffer.length * 2));
+        larger.set(buffer);
+        buffer = larger;
+      }
+      const bytesRead = await fsRead(fd, buffer, total, buffer.length - total, null);
       if (bytesRead === 0) break;
-      chunks.push(buffer.subarray(0, bytesRead));
       total += bytesRead;
     }
-    return Buffer.concat(chunks);
+    return buffer.subarray(0, total);
   } finally {
     await fsClose(fd);
   }
@@ -2230,10 +2236,10 @@ export interface SyncState {
 const byUsername = (a: { username: string }, b: { username: string }) =>
   a.username < b.username ? -1 : a.username > b.username ? 1 : 0;
 
-/** The state's key: SHA-256 of the file's usernames, sorted. */
-function stateKey(specs: UserSpec[]): string {
+/** The state's key: SHA-256 of the JSON array of the file's usernames, sorted (as every version has made it). */
+export function stateKey(specs: UserSpec[]): string {
   const names = specs.map((s) => s.username).sort();
-  return createHash("sha256").update(JSON.stringify(names)).digest("hex");
+  return sha256OfJsonArray(names.length, (i) => JSON.stringify(names[i]));
 }
 
 /**
@@ -2270,8 +2276,32 @@ function usableArgon2(hash: string): boolean {
 
 /** SHA-256 of the (username, password_hash) pairs, sorted by username. */
 export function passwordHashesDigest(hashes: { username: string; password_hash: string }[]): string {
-  const pairs = [...hashes].sort(byUsername).map((h) => [h.username, h.password_hash]);
-  return createHash("sha256").update(JSON.stringify(pairs)).digest("hex");
+  const sorted = [...hashes].sort(byUsername);
+  return sha256OfJsonArray(
+    sorted.length,
+    (i) => `[${JSON.stringify(sorted[i].username)},${JSON.stringify(sorted[i].password_hash)}]`,
+  );
+}
+
+/**
+ * SHA-256, in hex, of the JSON text of an array whose `count` items' JSON
+ * texts `item` gives: what `JSON.stringify` of the whole array would hash, fed
+ * to the hash in pieces of about 16 KiB. Of 10,000 users the whole text is a
+ * megabyte, built, converted to UTF-8 and dropped, in memory the process
+ * touches for the first time (a page fault for each 4 KiB); pieces die young,
+ * in memory used again and again.
+ */
+function sha256OfJsonArray(count: number, item: (index: number) => string): string {
+  const hash = createHash("sha256");
+  let piece = "[";
+  for (let i = 0; i < count; i++) {
+    piece += i === 0 ? item(i) : `,${item(i)}`;
+    if (piece.length >= 16384) {
+      hash.update(piece);
+      piece = "";
+    }
+  }
+  return hash.update(`${piece}]`).digest("hex");
 }
 
 /**
@@ -2997,6 +3027,12 @@ const SQLITE_STATEMENTS = statementsFor(SQLITE_DIALECT);
 type RunStatement = {
   (text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
   (text: string, params: unknown[], arrays: true): Promise<unknown[][]>;
+  /**
+   * Hands `each` every row, as an array, as it is read, and keeps none: a row read for what is made of it then
+   * dies young, where 10,000 rows kept until the last is read would be copied out of the young generation into
+   * memory the process touches for the first time. Resolves to no rows.
+   */
+  (text: string, params: unknown[], arrays: true, each: (row: unknown[]) => void): Promise<unknown[][]>;
 };
 
 /**
@@ -3045,8 +3081,10 @@ class SqlTransaction implements StoreTransaction {
 
   async readUsers(usernames: string[], withProperties: boolean): Promise<Map<string, StoredUser>> {
     const columns = this.#userColumns();
-    const rows = await this.#run(this.#sql.readUsers(withProperties, columns), [JSON.stringify(usernames)], true);
-    return storedUsers(rows, [...columns, "properties"]);
+    const users = new Map<string, StoredUser>();
+    const add = storedUserReader([...columns, "properties"], users);
+    await this.#run(this.#sql.readUsers(withProperties, columns), [JSON.stringify(usernames)], true, add);
+    return users;
   }
 
   async writeUsers(rows: UserRow[]): Promise<void> {
@@ -3273,13 +3311,22 @@ class SqliteStore implements Store {
     }
     let result: T;
     try {
-      const run = ((text: string, params: unknown[] = [], arrays = false) => {
+      const run = ((text: string, params: unknown[] = [], arrays = false, each?: (row: unknown[]) => void) => {
         try {
           const statement = db.prepare(text);
-          // An older node:sqlite (Node.js 22) may have no setReturnArrays: its objects are made arrays here.
+          const values = params as (string | number | null)[];
+          // An older node:sqlite (Node.js 22, Deno) may have no setReturnArrays, or no iterate: its objects are
+          // made arrays here, and all are read before the first is handed on.
           if (arrays && statement.setReturnArrays !== undefined) statement.setReturnArrays(true);
-          const rows = statement.all(...params as (string | number | null)[]);
-          return Promise.resolve(arrays && statement.setReturnArrays === undefined ? rows.map(Object.values) : rows);
+          if (each !== undefined && statement.setReturnArrays !== undefined && statement.iterate !== undefined) {
+            for (const row of statement.iterate(...values)) each(row as unknown as unknown[]);
+            return Promise.resolve([]);
+          }
+          const all = statement.all(...values);
+          const rows = arrays && statement.setReturnArrays === undefined ? all.map(Object.values) : all;
+          if (each === undefined) return Promise.resolve(rows);
+          for (let r = 0; r < rows.length; r++) each(rows[r] as unknown[]);
+          return Promise.resolve([]);
         } catch (error) {
           return Promise.reject(
             new DatabaseError(`SQLite ${this.target}: ${describeDriverError(error)}`, { cause: error }),
@@ -3406,18 +3453,15 @@ function beginReading(db: SqliteDatabase): void {
 }
 
 /**
- * Builds the stored-user map from rows read as arrays of `columns`, whatever the backend's row types
- * (bigint as string or number); `properties` is the JSON text of an object of
- * key → stored value.
+ * Adds to `result` the stored user each row makes, rows read as arrays of `columns`, whatever the backend's row
+ * types (bigint as string or number); `properties` is the JSON text of an object of key → stored value.
  */
-function storedUsers(rows: unknown[][], columns: string[]): Map<string, StoredUser> {
-  const result = new Map<string, StoredUser>();
+function storedUserReader(columns: string[], result: Map<string, StoredUser>): (row: unknown[]) => void {
   // Where each column is in a row: -1 for a later column Barycenter has not added yet.
   const at = USER_COLUMN_ENTRIES.map(([name]) => columns.indexOf(name));
   const [username, propertiesAt] = [columns.indexOf("username"), columns.indexOf("properties")];
   // Index loops, no destructuring: this runs once per user read, before V8 has optimised it (see userProblems).
-  for (let r = 0; r < rows.length; r++) {
-    const row = rows[r];
+  return (row) => {
     const stored = JSON.parse(String(row[propertiesAt])) as Record<string, string>;
     const keys = Object.keys(stored);
     const properties = new Map<string, string>();
@@ -3434,11 +3478,10 @@ function storedUsers(rows: unknown[][], columns: string[]): Map<string, StoredUs
         : String(value);
     }
     result.set(String(row[username]), user as StoredUser);
-  }
-  return result;
+  };
 }
 
-/** {@linkcode USER_COLUMNS} as entries, for {@linkcode storedUsers}. */
+/** {@linkcode USER_COLUMNS} as entries, for {@linkcode storedUserReader}. */
 const USER_COLUMN_ENTRIES = Object.entries(USER_COLUMNS) as [string, { type: SqlType; nullable?: true }][];
 
 /** PostgreSQL through the `postgres` package: one connection, an advisory lock, a watchdog on every statement. */
@@ -3553,9 +3596,13 @@ class PostgresStore implements Store {
       this.#state = "open";
       let result: T;
       try {
-        const run = (async (text: string, params: unknown[] = [], arrays = false) => {
+        const run = (async (text: string, params: unknown[] = [], arrays = false, each?: (row: unknown[]) => void) => {
           try {
             const query = sql.unsafe(text, params as postgres.ParameterOrJSON<never>[]);
+            if (each !== undefined) {
+              await this.#watchdog(query.values().forEach((row) => each(row as unknown as unknown[])));
+              return [];
+            }
             return [...await this.#watchdog(arrays ? query.values() : query)];
           } catch (error) {
             const message = `PostgreSQL at ${this.target}: ${this.#redact(describeDriverError(error))}`;

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +19,7 @@ import {
   passwordHashesDigest,
   sealState,
   STATE_KEY_PREFIX,
+  stateKey,
   type Store,
   type StoreTransaction,
   syncUsers,
@@ -177,6 +179,29 @@ for (const backend of backends) {
     });
   });
 }
+
+describe("state rows sealed by earlier versions", () => {
+  // Names and hashes that JSON escapes, or writes as more than one byte, and enough of them to fill many of the
+  // pieces the digests are hashed in.
+  const users = Array.from({ length: 3000 }, (_, i) => ({
+    username: [`user${i}`, `quote"${i}`, `back\\slash${i}`, `ünï${i}`, `lone\ud800${i}`, `tab\t${i}`][i % 6],
+    password_hash: `$argon2id$v=19$m=19456,t=2,p=1$${"c2FsdA".repeat(i % 5 + 1)}$${"aGFzaA".repeat(7)}${i}`,
+  })).reverse();
+  const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+  const byName = (a: { username: string }, b: { username: string }) =>
+    a.username < b.username ? -1 : a.username > b.username ? 1 : 0;
+
+  test("the digest of the password hashes is SHA-256 of the JSON of the (username, hash) pairs, sorted", () => {
+    const pairs = [...users].sort(byName).map((u) => [u.username, u.password_hash]);
+    assert.equal(passwordHashesDigest(users), sha256(JSON.stringify(pairs)));
+    assert.equal(passwordHashesDigest([]), sha256("[]"));
+  });
+
+  test("a state row is keyed by SHA-256 of the JSON of the file's usernames, sorted", () => {
+    const specs = users.map((u) => ({ username: u.username }) as UserSpec);
+    assert.equal(stateKey(specs), sha256(JSON.stringify(users.map((u) => u.username).sort())));
+  });
+});
 
 describe("progress", () => {
   test("hashing a few hundred passwords off a terminal logs a start line and periodic lines", async () => {
