@@ -1851,8 +1851,11 @@ type Later<K extends keyof typeof USER_COLUMNS> = (typeof USER_COLUMNS)[K] exten
 
 /** A user as the database holds it, with the properties the sync may manage. */
 export type StoredUser = UserRow & {
-  /** Property key → stored (JSON-encoded) value. */
-  properties: Map<string, string>;
+  /**
+   * Property key → stored (JSON-encoded) value, as the database's JSON object of them parses: own keys only,
+   * so read with {@linkcode storedProperty} (a key such as `constructor` must not find the prototype's).
+   */
+  properties: Readonly<Record<string, string>>;
 };
 
 /** A `properties` row to upsert, owned by the user with this username. */
@@ -2045,12 +2048,17 @@ function changedProperties(spec: UserSpec, current: StoredUser | undefined, now:
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k];
     const value = JSON.stringify(spec.properties[key]);
-    const storedValue = current?.properties.get(key);
+    const storedValue = current === undefined ? undefined : storedProperty(current, key);
     // What the tool wrote is stored as written: equal text is the common case, and needs no parsing.
     if (storedValue !== undefined && (storedValue === value || sameJson(storedValue, spec.properties[key]))) continue;
     rows.push({ username: spec.username, key, value, updated_at: now });
   }
   return rows;
+}
+
+/** The stored (JSON-encoded) value of a user's property, if it has one. */
+function storedProperty(user: StoredUser, key: string): string | undefined {
+  return Object.hasOwn(user.properties, key) ? user.properties[key] : undefined;
 }
 
 /** Barycenter's subject: 24 random bytes, base64url without padding (32 characters). */
@@ -3462,10 +3470,8 @@ function storedUserReader(columns: string[], result: Map<string, StoredUser>): (
   const [username, propertiesAt] = [columns.indexOf("username"), columns.indexOf("properties")];
   // Index loops, no destructuring: this runs once per user read, before V8 has optimised it (see userProblems).
   return (row) => {
-    const stored = JSON.parse(String(row[propertiesAt])) as Record<string, string>;
-    const keys = Object.keys(stored);
-    const properties = new Map<string, string>();
-    for (let k = 0; k < keys.length; k++) properties.set(keys[k], stored[keys[k]]);
+    // Kept as parsed, not copied into a Map: at 10,000 users the copies cost 10 to 30 ms of a no-change run.
+    const properties = JSON.parse(String(row[propertiesAt])) as Record<string, string>;
     const user: Record<string, unknown> = { properties };
     for (let c = 0; c < USER_COLUMN_ENTRIES.length; c++) {
       if (at[c] < 0) continue;

@@ -355,7 +355,7 @@ describe("absent users and pruning in the plan, the schema and the examples", ()
     email_verified: 0,
     created_at: 1,
     enabled: 1,
-    properties: new Map(),
+    properties: {},
   });
 
   test("planChanges: an existing absent user is deleted, a missing one is already absent; disabling is noted", () => {

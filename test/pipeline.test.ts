@@ -119,7 +119,7 @@ describe("planning", () => {
     email_verified: 0,
     enabled: 1,
     created_at: 100,
-    properties: new Map([["name", '"Alice"']]),
+    properties: { name: '"Alice"' },
     ...over,
   });
 
