@@ -85,6 +85,45 @@ describe("JSON syntax errors", () => {
   });
 });
 
+describe("keys given twice", () => {
+  /** The problems parseUsersJson reports for `text`, or none. */
+  const problems = (text: string): string[] => {
+    try {
+      parseUsersJson(text);
+      return [];
+    } catch (error) {
+      assert.ok(error instanceof InputError, String(error));
+      return error.problems;
+    }
+  };
+
+  test("colons in keys, names, passwords and values are no key given twice", () => {
+    const text = '{"users": [{"username": "a:b", "password": "p:q:r", "properties": {"url:x": "https://e/:"}}]}';
+    assert.deepEqual(problems(text), []);
+  });
+
+  test("a key given twice inside a property value is reported, with the keys and colons of the value dropped", () => {
+    const text = '[{"username": "a", "password": "p",\n "properties": {"k": {"a": "x:y"}, "k": "z"}}]';
+    assert.deepEqual(problems(text), [
+      'line 2, column 36: key "k" appears twice in one object; JSON would keep only the last, so remove one',
+    ]);
+  });
+
+  test("a key given twice is reported where an escaped colon (\\u003a) would make the colons add up", () => {
+    // The dropped "a" takes one key and one colon; the escape gives the parsed text one colon the text does not show.
+    const text = '[{"username": "u", "a": "1", "a": "2", "password": "p\\u003a"}]';
+    assert.deepEqual(problems(text), [
+      'line 1, column 30: key "a" appears twice in one object; JSON would keep only the last, so remove one',
+    ]);
+  });
+
+  test("a key given twice is reported in a file that also holds numbers", () => {
+    const text = '[{"username": "u", "password": "p", "properties": {"n": 1.5, "n": 2}}]';
+    assert.equal(problems(text).length, 1);
+    assert.match(problems(text)[0], /key "n" appears twice/);
+  });
+});
+
 describe("validation", () => {
   test("optional fields may be omitted, and email may be null", () => {
     const users = validateUsers({ users: [{ username: "a", password: "p", email: null }] });
