@@ -19,7 +19,7 @@ import {
   nullable,
   optional,
   picklist,
-  pipe,
+  pipe as valibotPipe,
   record,
   regex,
   safeParse,
@@ -84,6 +84,40 @@ export async function parseToml(text: string): Promise<Record<string, unknown>> 
   return parse(text);
 }
 export type { BaseIssue } from "valibot";
+
+/** A dataset as valibot's `~run` methods pass it along a pipe. */
+type PipeDataset = { typed: boolean; value: unknown; issues?: unknown[] };
+/** valibot's run configuration, as far as a pipe reads it. */
+type PipeConfig = { abortEarly?: boolean; abortPipeEarly?: boolean };
+/** A schema, action or metadata item of a pipe. */
+type PipeItem = { kind: string; "~run"(dataset: PipeDataset, config: PipeConfig): PipeDataset };
+
+/**
+ * valibot's `pipe`, whose schema runs its items with an index loop instead of
+ * `for...of`. Each field of each user goes through a pipe once per run, before
+ * V8 has optimised anything, and there every step of an array iterator is an
+ * object: at 1,000 users, 870 KiB of a no-change run's 8 MiB of allocations.
+ * The schema is valibot's own, with the same `pipe` items (so JSON Schema is
+ * made from it alike), and its `~run` follows valibot's: metadata is skipped;
+ * once there is an issue no schema or transformation runs, nor anything else
+ * with `abortEarly` or `abortPipeEarly`.
+ */
+const pipe = ((...items: PipeItem[]) => {
+  const schema = (valibotPipe as unknown as (...items: PipeItem[]) => PipeItem)(...items);
+  schema["~run"] = (dataset, config) => {
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (item.kind === "metadata") continue;
+      if (dataset.issues && (item.kind === "schema" || item.kind === "transformation")) {
+        dataset.typed = false;
+        break;
+      }
+      if (!dataset.issues || (!config.abortEarly && !config.abortPipeEarly)) dataset = item["~run"](dataset, config);
+    }
+    return dataset;
+  };
+  return schema;
+}) as unknown as typeof valibotPipe;
 
 /**
  * The valibot functions the schema uses, under valibot's customary `v.`

@@ -6,6 +6,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
+import * as valibot from "valibot";
+import { v } from "../deps.ts";
 import {
   DEFAULT_USERS_FILE,
   InputError,
@@ -122,6 +124,68 @@ describe("keys given twice", () => {
     assert.equal(problems(text).length, 1);
     assert.match(problems(text)[0], /key "n" appears twice/);
   });
+});
+
+describe("the schema's pipe (valibot's, run with an index loop)", () => {
+  // The same schema made with each pipe: nested pipes, metadata, a schema after an action, and every kind of item.
+  const schemaWith = (pipe: typeof valibot.pipe) =>
+    valibot.strictObject({
+      a: pipe(
+        valibot.string("not a string"),
+        valibot.minLength(2, "too short"),
+        valibot.description("a"),
+        valibot.regex(/^x/, "no x"),
+        valibot.check((s: string) => s !== "xbad", "bad"),
+      ),
+      b: valibot.optional(
+        pipe(pipe(valibot.string("b not a string"), valibot.maxLength(3, "too long")), valibot.metadata({ m: 1 })),
+      ),
+      c: valibot.optional(
+        pipe(
+          valibot.custom<Record<string, unknown>>((x) => typeof x === "object" && x !== null, "not an object"),
+          valibot.record(pipe(valibot.string(), valibot.minLength(1, "empty key")), valibot.unknown()),
+          valibot.check((r: Record<string, unknown>) => !("no" in r), "has no"),
+        ),
+      ),
+      // A schema after an action: once the action has an issue, the schema is not run and the output is untyped.
+      d: valibot.optional(
+        pipe(
+          valibot.string("d not a string"),
+          valibot.minLength(3, "d too short"),
+          valibot.string("d not a string again"),
+          valibot.check((s: string) => s !== "zz", "zz"),
+        ),
+      ),
+    });
+  const ours = schemaWith(v.pipe);
+  const theirs = schemaWith(valibot.pipe);
+  const inputs = [
+    { a: "xy" },
+    { a: "x" },
+    { a: "y" },
+    { a: "xbad", b: "abcd" },
+    { a: 1, b: 2, c: 3 },
+    { a: "xy", b: "ab", c: { k: 1 } },
+    { a: "xy", c: { "": 1, no: 2 } },
+    { a: "y", b: "abcdef", c: { no: 1 }, e: 1 },
+    { a: "xy", d: "zz" },
+    { a: "xy", d: "zzz" },
+  ];
+  const seen = (result: valibot.SafeParseResult<typeof ours>) => ({
+    success: result.success,
+    typed: result.typed,
+    output: result.output,
+    issues: result.issues?.map((issue) => [issue.message, valibot.getDotPath(issue)]),
+  });
+
+  for (const config of [{}, { abortEarly: true }, { abortPipeEarly: true }]) {
+    test(`checks, outputs and reports as valibot's own pipe does (${JSON.stringify(config)})`, () => {
+      for (const input of inputs) {
+        const expected = seen(valibot.safeParse(theirs, input, config));
+        assert.deepEqual(seen(valibot.safeParse(ours, input, config)), expected, JSON.stringify(input));
+      }
+    });
+  }
 });
 
 describe("validation", () => {
