@@ -891,8 +891,9 @@ function keysAndColons(value: unknown, depth: number): number {
     }
     return count;
   }
-  // for...in: no array of the keys. A parsed object's prototype is Object.prototype, which has no enumerable key.
+  // for...in: no array of the keys. It would also walk a key added to Object.prototype: such a key proves nothing.
   for (const key in value) {
+    if (!Object.hasOwn(value, key)) return -1;
     const inner = keysAndColons((value as Record<string, unknown>)[key], depth + 1);
     if (inner < 0) return -1;
     count += 1 + colonsIn(key) + inner;
@@ -3377,10 +3378,15 @@ class SqliteStore implements Store {
         try {
           const statement = db.prepare(text);
           const values = params as (string | number | null)[];
-          // An older node:sqlite (Node.js 22, Deno) may have no setReturnArrays, or no iterate: its objects are
-          // made arrays here, and all are read before the first is handed on.
+          // An older node:sqlite (Node.js 22) may have no setReturnArrays, or no iterate: its objects are made
+          // arrays here, and all are read before the first is handed on. So are Deno's: its iterate() ends at a
+          // row it cannot read as if every row had been read, where all() throws, and a user after that row
+          // would be taken for one the database does not hold.
           if (arrays && statement.setReturnArrays !== undefined) statement.setReturnArrays(true);
-          if (each !== undefined && statement.setReturnArrays !== undefined && statement.iterate !== undefined) {
+          if (
+            each !== undefined && statement.setReturnArrays !== undefined && statement.iterate !== undefined &&
+            process.versions.deno === undefined
+          ) {
             for (const row of statement.iterate(...values)) each(row as unknown as unknown[]);
             return Promise.resolve([]);
           }

@@ -13,7 +13,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { backends, postgresBackend, type TestDatabase, testDatabase, usersRows } from "./support/helpers.ts";
+import {
+  backends,
+  postgresBackend,
+  sqliteBackend,
+  type TestDatabase,
+  testDatabase,
+  usersRows,
+} from "./support/helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const deno = join(root, "node_modules", ".bin", "deno");
@@ -116,6 +123,30 @@ describe("dist/ alone", () => {
       assert.match(second.stdout, /^users: 0 created, 0 updated, 2 unchanged$/m);
     });
   }
+
+  // Deno's node:sqlite ends an iterate() at a row it cannot read as if every row had been read: bob, after such a
+  // row, would be taken for a user the database does not hold, and "state": "absent" would delete no one.
+  test("a stored row SQLite cannot read fails the run with exit 3 and changes nothing, under Deno and Node.js", async (t) => {
+    const db = await testDatabase(t, sqliteBackend);
+    const dir = alone();
+    const sync = (runtime: "deno" | "node") =>
+      runtime === "deno"
+        ? run(deno, ["run", ...permissions(db), "dist/sync.mjs", "-f", "users.json", "-d", db.url], dir)
+        : run(process.execPath, ["dist/sync.mjs", "-f", "users.json", "-d", db.url], dir);
+    assert.equal(sync("node").code, 0);
+    // A property stored as a BLOB: SQLite refuses to put it in the JSON object of the user's properties.
+    await db.query(
+      "INSERT INTO properties (owner, key, value, updated_at) SELECT subject, 'photo', x'00ff', 0 FROM users " +
+        "WHERE username = 'bob'",
+    );
+    writeFileSync(join(dir, "users.json"), JSON.stringify([users[0], { username: "bob", state: "absent" }]));
+    for (const runtime of ["deno", "node"] as const) {
+      const result = sync(runtime);
+      assert.equal(result.code, 3, `${runtime}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, /^error: SQLite .*JSON cannot hold BLOB values/m, runtime);
+      assert.deepEqual((await usersRows(db)).map((r) => r.username), ["alice", "bob"], runtime);
+    }
+  });
 
   test("without --allow-ffi the bundle names the permission and its flag, exit 2, no stack trace", async (t) => {
     const db = await testDatabase(t, postgresBackend);
