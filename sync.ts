@@ -566,9 +566,13 @@ async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> 
   const fallback = { url: DEFAULT_DATABASE_URL, source: "Barycenter's default" };
   if (options.config === undefined) return fallback;
   const path = resolvePath(options.config);
+  const limit = LIMITS.fileMiB * 1024 * 1024;
+  let bytes: Uint8Array;
   let text: string;
   try {
-    text = strictUtf8.decode(await readAtMost(path, LIMITS.fileMiB * 1024 * 1024, true));
+    // A byte more than the limit: a file cut short at the limit could still parse, without its [database] url.
+    bytes = await readAtMost(path, limit + 1, true);
+    text = strictUtf8.decode(bytes.subarray(0, limit));
   } catch (error) {
     const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
       missing: "file not found; check the path given with -c/--config",
@@ -576,6 +580,9 @@ async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> 
       denied: "permission denied; make the file readable by this user",
     });
     throw new UsageError(`cannot read config file ${path}: ${reason}`);
+  }
+  if (bytes.length > limit) {
+    throw new UsageError(`config file ${path} is larger than ${LIMITS.fileMiB} MiB; give Barycenter's config.toml`);
   }
   let config: Record<string, unknown>;
   try {

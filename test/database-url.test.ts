@@ -154,6 +154,18 @@ describe("the database URL, in Barycenter's order", () => {
     assert.match(invalid.stderr, /is not valid TOML at line 1/);
   });
 
+  test("a config file larger than the limit is refused, not read in part", async () => {
+    const cwd = tempDir();
+    const path = join(cwd, "config.toml");
+    // Cut at 16 MiB, it would be one comment: valid TOML without [database] url, so Barycenter's default database.
+    writeFileSync(path, `#${"x".repeat(16 * 1024 * 1024)}\n[database]\nurl = "sqlite://${cwd}/chosen.db?mode=rwc"\n`);
+    const run = await runSync(["-c", path, "--file", usersFile(users)], {}, cwd);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /config file .*config\.toml is larger than 16 MiB/);
+    assert.equal(existsSync(join(cwd, "barycenter.db")), false);
+    assert.equal(existsSync(join(cwd, "chosen.db")), false);
+  });
+
   test("command words other than sync-users are refused", async () => {
     const run = await runSync(["migrate", "--file", usersFile(users)]);
     assert.equal(run.code, 2);
