@@ -568,13 +568,11 @@ async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> 
   const path = resolvePath(options.config);
   const limit = LIMITS.fileMiB * 1024 * 1024;
   let bytes: Uint8Array;
-  let text: string;
   try {
     // A byte more than the limit: a file cut short at the limit could still parse, without its [database] url.
     bytes = await readAtMost(path, limit + 1, true);
-    text = bytes.length > limit ? "" : strictUtf8.decode(bytes);
   } catch (error) {
-    const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {
+    const reason = whyUnreadable(error, {
       missing: "file not found; check the path given with -c/--config",
       directory: "it is a directory, not a file; give the path of config.toml itself",
       denied: "permission denied; make the file readable by this user",
@@ -583,6 +581,12 @@ async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> 
   }
   if (bytes.length > limit) {
     throw new UsageError(`config file ${path} is larger than ${LIMITS.fileMiB} MiB; give Barycenter's config.toml`);
+  }
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    throw new UsageError(`cannot read config file ${path}: not UTF-8 text`);
   }
   let config: Record<string, unknown>;
   try {

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -152,6 +153,14 @@ describe("the database URL, in Barycenter's order", () => {
     const invalid = await runSync(["-c", path, "--file", usersFile(users)]);
     assert.equal(invalid.code, 2);
     assert.match(invalid.stderr, /is not valid TOML at line 1/);
+  });
+
+  test("a config file that is not UTF-8 exits 2 and says so", async () => {
+    const path = join(tempDir(), "config.toml");
+    writeFileSync(path, Buffer.from([0xff, 0xfe, 0x5b, 0x64, 0x5d, 0x0a]));
+    const run = await runSync(["-c", path, "--file", usersFile(users)]);
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /cannot read config file .*config\.toml: not UTF-8 text/);
   });
 
   test("a config file larger than the limit is refused, not read in part", async () => {
