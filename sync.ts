@@ -566,11 +566,10 @@ async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> 
   const fallback = { url: DEFAULT_DATABASE_URL, source: "Barycenter's default" };
   if (options.config === undefined) return fallback;
   const path = resolvePath(options.config);
-  const limit = LIMITS.fileMiB * 1024 * 1024;
-  let bytes: Uint8Array;
+  let bytes: Uint8Array | undefined;
   try {
-    // A byte more than the limit: a file cut short at the limit could still parse, without its [database] url.
-    bytes = await readAtMost(path, limit + 1, true);
+    // Whole or refused: a file cut short at the limit could still parse, without its [database] url.
+    bytes = await readWhole(path, LIMITS.fileMiB * 1024 * 1024, true);
   } catch (error) {
     const reason = whyUnreadable(error, {
       missing: "file not found; check the path given with -c/--config",
@@ -579,7 +578,7 @@ async function resolveDatabaseUrl(options: Options): Promise<DatabaseUrlChoice> 
     });
     throw new UsageError(`cannot read config file ${path}: ${reason}`);
   }
-  if (bytes.length > limit) {
+  if (bytes === undefined) {
     throw new UsageError(`config file ${path} is larger than ${LIMITS.fileMiB} MiB; give Barycenter's config.toml`);
   }
   let text: string;
@@ -699,9 +698,9 @@ async function readUsersFile(
   maxBytes: number = LIMITS.fileMiB * 1024 * 1024,
   label = path,
 ): Promise<string> {
-  let bytes: Uint8Array;
+  let bytes: Uint8Array | undefined;
   try {
-    bytes = await readAtMost(path, maxBytes + 1);
+    bytes = await readWhole(path, maxBytes);
   } catch (error) {
     const reason = whyUnreadable(error, {
       missing: "file not found; give the path with --file or $USERS_FILE",
@@ -710,7 +709,7 @@ async function readUsersFile(
     });
     throw new InputError(`cannot read users file ${resolvePath(path)}: ${reason}`);
   }
-  if (bytes.length > maxBytes) {
+  if (bytes === undefined) {
     throw new InputError(
       `users file ${label} is larger than ${(maxBytes / 1024 / 1024).toFixed(1)} MiB; ` +
         "if it really is that large, raise the limit with --max-file-size",
@@ -755,6 +754,16 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 /** A password from a file or a pipe: the one newline that files and `echo` end with is not part of it. */
 function withoutTrailingNewline(text: string): string {
   return text.replace(/\r?\n$/, "");
+}
+
+/**
+ * The bytes of a file of at most `maxBytes`, else undefined: one byte more is
+ * read, so that a file longer than the limit is refused, never taken for whole
+ * when cut short at it. `regularOnly` as for {@linkcode readAtMost}.
+ */
+async function readWhole(path: string, maxBytes: number, regularOnly = false): Promise<Uint8Array | undefined> {
+  const bytes = await readAtMost(path, maxBytes + 1, regularOnly);
+  return bytes.length > maxBytes ? undefined : bytes;
 }
 
 /**
