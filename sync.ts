@@ -1826,6 +1826,9 @@ function formatKey(key: string, options: { dot?: boolean } = {}): string {
   return /^[A-Za-z_$][\w$]*$/.test(shown) ? (options.dot ? "." : "") + shown : `[${JSON.stringify(shown)}]`;
 }
 
+/** The largest `password_file` read: 64 KiB, far more than a password of 1024 characters needs. */
+const PASSWORD_FILE_MAX_BYTES = 64 * 1024;
+
 /**
  * Turns `password_file` and `password_env` into `password`: reads each file
  * (one trailing newline trimmed, as `kubectl create secret --from-file` and
@@ -1847,7 +1850,19 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
       path = `${place}.password_file ${user}`;
       const absolute = resolvePath(spec.origin?.dir ?? baseDir, password_file);
       try {
-        const bytes = await readAtMost(absolute, 64 * 1024, true);
+        // A file longer is refused, not cut at the limit: its text would be judged by a part of it (a character
+        // split there made it "not UTF-8 text").
+        const bytes = await readWhole(absolute, PASSWORD_FILE_MAX_BYTES, true);
+        if (bytes === undefined) {
+          problems.push({
+            index,
+            path,
+            message:
+              `cannot read password_file ${absolute}: it is larger than ${PASSWORD_FILE_MAX_BYTES / 1024} KiB, ` +
+              "and a password is at most 1024 characters; check that it names the file of the password alone",
+          });
+          return rest;
+        }
         password = withoutTrailingNewline(strictUtf8.decode(bytes));
       } catch (error) {
         const reason = error instanceof TypeError ? "not UTF-8 text" : whyUnreadable(error, {

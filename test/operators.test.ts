@@ -9,6 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { describe, test, type TestContext } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Ajv2020 } from "ajv/dist/2020.js";
@@ -23,6 +24,20 @@ const example = join(root, "examples", "users.json");
 const hashedExample = join(root, "examples", "users.hashed.json");
 
 /** Runs `node sync.ts hash-password` with `input` on a pipe. */
+/** The password hash a SQLite database file holds for `username`. */
+function storedHash(path: string, username: string): string {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return String(
+      (db.prepare("SELECT password_hash FROM users WHERE username = ?").get(username) as {
+        password_hash: string;
+      }).password_hash,
+    );
+  } finally {
+    db.close();
+  }
+}
+
 function hashPasswordFrom(input: string) {
   const run = spawnSync(process.execPath, [SYNC, "hash-password"], { input, encoding: "utf8", env: { PATH: "" } });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
@@ -242,6 +257,34 @@ describe("secrets without plaintext: refusals", () => {
     );
     assert.match(stderr, /users\[3\]\.password_file \(user "dave"\): cannot read password_file .*: it is a directory/);
     assert.doesNotMatch(stderr, /L0ngSecret/);
+  });
+
+  test("a password_file larger than 64 KiB is refused as too large, and nothing is written", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "user-sync-pwhuge-"));
+    const url = `sqlite://${dir}/b.db?mode=rwc`;
+    const first = await runSync([
+      "--file",
+      usersFile([{ username: "alice", password: "first-password" }]),
+      "--database-url",
+      url,
+    ]);
+    assert.equal(first.code, 0, first.stderr);
+    const hashBefore = storedHash(join(dir, "b.db"), "alice");
+    // 65,537 bytes: cut at 64 KiB, the last two-byte character would be split in half.
+    writeFileSync(join(dir, "huge"), "a" + "\u00e9".repeat(32768));
+    const run = await runSync([
+      "--file",
+      usersFile([{ username: "alice", password_file: join(dir, "huge") }]),
+      "--database-url",
+      url,
+    ]);
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(
+      run.stderr,
+      /users\[0\]\.password_file \(user "alice"\): cannot read password_file .*huge: it is larger than 64 KiB/,
+    );
+    assert.doesNotMatch(run.stderr, /not UTF-8/);
+    assert.equal(storedHash(join(dir, "b.db"), "alice"), hashBefore);
   });
 
   test("an unset password_env variable is refused, naming the user and the variable", async () => {
