@@ -899,7 +899,9 @@ function holdsNoDuplicateKeyOrNumber(text: string, data: unknown): boolean {
  * explicit stack of every user would be an allocation per value.
  */
 function keysAndColons(value: unknown, depth: number): number {
-  if (typeof value === "string") return colonsIn(value);
+  // `includes` first: most strings and keys hold no colon, and a call of colonsIn each, in code still cold at a
+  // few thousand users, was most of this walk's time (7.5 ms of a 1,000-user run; 3.5 ms with it).
+  if (typeof value === "string") return value.includes(":") ? colonsIn(value) : 0;
   if (typeof value !== "object" || value === null) return typeof value === "number" ? -1 : 0;
   if (depth > 64) return -1;
   let count = 0;
@@ -916,7 +918,7 @@ function keysAndColons(value: unknown, depth: number): number {
     if (!Object.hasOwn(value, key)) return -1;
     const inner = keysAndColons((value as Record<string, unknown>)[key], depth + 1);
     if (inner < 0) return -1;
-    count += 1 + colonsIn(key) + inner;
+    count += 1 + (key.includes(":") ? colonsIn(key) : 0) + inner;
   }
   return count;
 }
