@@ -4896,8 +4896,20 @@ async function hashPasswordCommand(
         return EXIT.badInput;
       }
     } else {
+      // At most what a password_file may hold: a pipe that never ends is refused, not read until memory runs out.
       const chunks: Uint8Array[] = [];
-      for await (const chunk of input) chunks.push(chunk as Uint8Array);
+      let length = 0;
+      for await (const chunk of input) {
+        chunks.push(chunk as Uint8Array);
+        length += (chunk as Uint8Array).length;
+        if (length > PASSWORD_FILE_MAX_BYTES) {
+          log.error(
+            `standard input holds more than ${PASSWORD_FILE_MAX_BYTES / 1024} KiB, and a password is at most 1024 ` +
+              "characters; nothing was printed",
+          );
+          return EXIT.badInput;
+        }
+      }
       password = withoutTrailingNewline(strictUtf8.decode(Buffer.concat(chunks)));
     }
   } catch (error) {

@@ -304,6 +304,17 @@ describe("hash-password", () => {
     assert.equal(run.stderr, "");
   });
 
+  test("standard input that never ends is refused once past 64 KiB, with exit 2 and nothing printed", () => {
+    const run = spawnSync("sh", ["-c", `yes endless-input | ${process.execPath} ${SYNC} hash-password`], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+    assert.equal(run.status, 2, run.stderr);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /standard input holds more than 64 KiB, and a password is at most 1024 characters/);
+    assert.doesNotMatch(run.stderr, /endless-input/);
+  });
+
   test("an empty password is refused with exit 2 and nothing printed on standard output", () => {
     const run = hashPasswordFrom("\n");
     assert.equal(run.code, 2);
