@@ -23,7 +23,6 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const example = join(root, "examples", "users.json");
 const hashedExample = join(root, "examples", "users.hashed.json");
 
-/** Runs `node sync.ts hash-password` with `input` on a pipe. */
 /** The password hash a SQLite database file holds for `username`. */
 function storedHash(path: string, username: string): string {
   const db = new DatabaseSync(path, { readOnly: true });
@@ -38,6 +37,7 @@ function storedHash(path: string, username: string): string {
   }
 }
 
+/** Runs `node sync.ts hash-password` with `input` on a pipe. */
 function hashPasswordFrom(input: string) {
   const run = spawnSync(process.execPath, [SYNC, "hash-password"], { input, encoding: "utf8", env: { PATH: "" } });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
@@ -305,7 +305,7 @@ describe("hash-password", () => {
   });
 
   test("standard input that never ends is refused once past 64 KiB, with exit 2 and nothing printed", () => {
-    const run = spawnSync("sh", ["-c", `yes endless-input | ${process.execPath} ${SYNC} hash-password`], {
+    const run = spawnSync("sh", ["-c", `yes endless-input | "${process.execPath}" "${SYNC}" hash-password`], {
       encoding: "utf8",
       timeout: 60_000,
     });
