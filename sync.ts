@@ -1220,9 +1220,19 @@ const UsernameSchema = v.pipe(
   ...TEXT_RULES,
 );
 
+/** The longest password, in characters (code points). */
+const PASSWORD_MAX_CHARACTERS = 1024;
+
+/** The largest `password_file`, or `hash-password`'s standard input, read: far more than the longest password. */
+const PASSWORD_FILE_MAX_BYTES = 64 * 1024;
+
+/** Why input past {@linkcode PASSWORD_FILE_MAX_BYTES} is refused, after "larger than" or "more than". */
+const BEYOND_ANY_PASSWORD = `${PASSWORD_FILE_MAX_BYTES / 1024} KiB, ` +
+  `and a password is at most ${PASSWORD_MAX_CHARACTERS} characters`;
+
 const PASSWORD_RULES = [
   nonEmpty("must not be empty"),
-  ...maxCodePoints(1024),
+  ...maxCodePoints(PASSWORD_MAX_CHARACTERS),
   v.regex(NO_LONE_SURROGATE, LONE_SURROGATE_MESSAGE),
   PASSWORD_CHARACTERS,
 ] as const;
@@ -1840,9 +1850,6 @@ function formatKey(key: string, options: { dot?: boolean } = {}): string {
   return /^[A-Za-z_$][\w$]*$/.test(shown) ? (options.dot ? "." : "") + shown : `[${JSON.stringify(shown)}]`;
 }
 
-/** The largest `password_file` read: 64 KiB, far more than a password of 1024 characters needs. */
-const PASSWORD_FILE_MAX_BYTES = 64 * 1024;
-
 /**
  * Turns `password_file` and `password_env` into `password`: reads each file
  * (one trailing newline trimmed, as `kubectl create secret --from-file` and
@@ -1871,9 +1878,8 @@ async function resolvePasswords(specs: UserSpec[], env: Env, baseDir: string): P
           problems.push({
             index,
             path,
-            message:
-              `cannot read password_file ${absolute}: it is larger than ${PASSWORD_FILE_MAX_BYTES / 1024} KiB, ` +
-              "and a password is at most 1024 characters; check that it names the file of the password alone",
+            message: `cannot read password_file ${absolute}: it is larger than ${BEYOND_ANY_PASSWORD}; ` +
+              "check that it names the file of the password alone",
           });
           return rest;
         }
@@ -4906,10 +4912,7 @@ async function hashPasswordCommand(
         chunks.push(chunk as Uint8Array);
         length += (chunk as Uint8Array).length;
         if (length > PASSWORD_FILE_MAX_BYTES) {
-          log.error(
-            `standard input holds more than ${PASSWORD_FILE_MAX_BYTES / 1024} KiB, and a password is at most 1024 ` +
-              "characters; nothing was printed",
-          );
+          log.error(`standard input holds more than ${BEYOND_ANY_PASSWORD}; nothing was printed`);
           return EXIT.badInput;
         }
       }
